@@ -1,0 +1,178 @@
+"""The ``sockspec`` command: run, list, targets, report.
+
+``run`` is a thin layer over pytest: it checks the options up front (so bad
+input gets one line and exit 2, never a traceback) and then hands the
+catalogue to pytest with the sockspec plugin. Exit 0 when everything passed,
+1 when something failed or could not run, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+from harness.errors import SockspecError, UsageError
+from harness.scenario import load_catalogue
+from harness.selection import build_selection
+from harness.targets import TRANSPORTS, load_targets
+from reports.results import ResultsFormatError
+
+PYTEST_EXIT_TO_SOCKSPEC = {0: 0, 1: 1, 2: 1, 3: 1, 4: 2}
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of printing usage and exiting."""
+
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def scenarios_dir() -> Path:
+    spec = importlib.util.find_spec("scenarios")
+    if spec is None or not spec.submodule_search_locations:
+        raise SockspecError("the scenarios package is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="sockspec", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+
+    run = commands.add_parser("run", help="run scenarios against targets (pytest underneath)")
+    run.add_argument("selectors", nargs="*", metavar="SCENARIO|FAMILY",
+                     help="scenario ids or family names (default: all)")
+    run.add_argument("--targets", metavar="FILE", help="targets TOML file")
+    run.add_argument("--target", action="append", default=[], metavar="NAME",
+                     help="target name (repeatable; default: all in --targets, else the references)")
+    run.add_argument("--transport", action="append", default=[], choices=TRANSPORTS,
+                     help="transport (repeatable; default: all the target supports)")
+    run.add_argument("--server-cmd", metavar="CMD", help="ad-hoc server command template")
+    run.add_argument("--profile", choices=["echo", "http"], help="profile of --server-cmd")
+    run.add_argument("--json", metavar="PATH", help="write the results JSON")
+    run.add_argument("--html", metavar="PATH", help="write the HTML report")
+    run.add_argument("--junitxml", metavar="PATH", help="write JUnit XML")
+    run.add_argument("-n", "--workers", metavar="N",
+                     help="parallel workers (pytest-xdist), a number or 'auto'")
+    run.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
+    run.add_argument("-v", "--verbose", action="store_true", help="one line per item")
+    run.add_argument("--ready-timeout", type=float, default=10.0, metavar="S",
+                     help="seconds a server may take to start accepting (default 10)")
+    run.add_argument("pytest_args", nargs=argparse.REMAINDER,
+                     help="after '--': extra pytest arguments")
+
+    listing = commands.add_parser("list", help="list every scenario")
+    listing.add_argument("--family", help="only this family")
+
+    targets = commands.add_parser("targets", help="validate and list a targets file")
+    targets.add_argument("file")
+
+    report = commands.add_parser("report", help="render results JSON as HTML")
+    report.add_argument("results", nargs="+", metavar="RESULTS.json",
+                        help="one results file, or two (old new) to compare")
+    report.add_argument("-o", "--output", required=True, metavar="HTML")
+    return parser
+
+
+def command_run(args: argparse.Namespace) -> int:
+    if args.workers is not None and args.workers != "auto" and not args.workers.isdigit():
+        raise UsageError(f"-n wants a number or 'auto', got {args.workers!r}")
+    if args.ready_timeout <= 0:
+        raise UsageError("--ready-timeout must be positive")
+    selection = build_selection(
+        targets_file=args.targets, target_names=args.target, transports=args.transport,
+        server_cmd=args.server_cmd, profile=args.profile, scenarios=args.selectors,
+        catalogue=load_catalogue(), cwd=os.getcwd(),
+    )
+    pytest_args = [str(scenarios_dir()), "-p", "harness.pytest_plugin", "-p", "no:cacheprovider",
+                   "--ready-timeout", str(args.ready_timeout), "-rfE"]
+    pytest_args += ["-v"] if args.verbose else ["-q"]
+    paths = {"--targets": args.targets, "--sockspec-json": args.json,
+             "--sockspec-html": args.html, "--junitxml": args.junitxml}
+    for option, value in paths.items():
+        if value:
+            pytest_args += [option, os.path.abspath(value)]
+    if args.server_cmd:
+        pytest_args += ["--server-cmd", args.server_cmd, "--profile", args.profile]
+    for name in args.target:
+        pytest_args += ["--target", name]
+    for transport in args.transport:
+        pytest_args += ["--transport", transport]
+    for selector in args.selectors:
+        pytest_args += ["--scenario", selector]
+    if args.workers:
+        pytest_args += ["-n", args.workers]
+    if args.exitfirst:
+        pytest_args.append("-x")
+    pytest_args += [a for a in args.pytest_args if a != "--"]
+    if not selection.targets:
+        raise UsageError("no target selected")
+
+    import pytest
+
+    status = int(pytest.main(pytest_args))
+    if status == 5:
+        print("sockspec: nothing to run: no scenario applies to the chosen targets and "
+              "transports", file=sys.stderr)
+        return 2
+    return PYTEST_EXIT_TO_SOCKSPEC.get(status, 1)
+
+
+def command_list(args: argparse.Namespace) -> int:
+    specs = load_catalogue()
+    if args.family:
+        specs = [s for s in specs if s.family.name == args.family]
+        if not specs:
+            raise UsageError(f"no family named {args.family!r}")
+    width = max(len(s.id) for s in specs)
+    fam_width = max(len(s.family.name) for s in specs)
+    for spec in specs:
+        profiles = ",".join(spec.profiles)
+        print(f"{spec.id:<{width}}  {spec.family.name:<{fam_width}}  {profiles:<9}  "
+              f"{spec.description}")
+    return 0
+
+
+def command_targets(args: argparse.Namespace) -> int:
+    for target in load_targets(args.file):
+        transports = ",".join(target.transports())
+        print(f"{target.name}  profile={target.profile}  transports={transports}")
+        for label, argv in (("tcp", target.tcp), ("unix", target.unix)):
+            if argv:
+                print(f"  {label}: {' '.join(argv)}")
+    return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from reports.html import write_report_files
+
+    if len(args.results) > 2:
+        raise UsageError("report takes one results file, or two (old new) to compare")
+    write_report_files(args.results, args.output)
+    print(os.path.abspath(args.output))
+    return 0
+
+
+COMMANDS = {"run": command_run, "list": command_list, "targets": command_targets,
+            "report": command_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except SockspecError as exc:
+        print(f"sockspec: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except ResultsFormatError as exc:
+        print(f"sockspec: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sockspec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""The pytest plugin: every (scenario x target x transport) becomes one pytest item.
+
+Loaded with ``-p harness.pytest_plugin`` (the project's pytest configuration
+and ``sockspec run`` both do this). Items carry their family as a marker, so
+``-k``, ``-m <family>``, ``--lf``, ``-x``, ``-n auto`` and ``--junitxml``
+behave as pytest users expect.
+
+Results travel from xdist workers to the controller inside each report's
+``user_properties`` (a JSON string under the key "sockspec"); only the
+controller writes the results JSON and the HTML report.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness import process
+from harness.allocate import PortAllocator
+from harness.errors import ServerStartError, SockspecError
+from harness.scenario import CATALOGUE_PACKAGE, ScenarioSpec, families, load_catalogue, spec_of
+from harness.selection import Selection, build_selection
+from harness.servers import ServerPool, ServerUnderTest, StartPolicy
+from harness.targets import Target
+from harness.verdict import ScenarioFailed
+from reports.results import ResultCollector, build_document, collect_run_metadata, write_results
+
+VERSION = "0.1.0"
+SELECTION = pytest.StashKey[Selection]()
+POOL = pytest.StashKey[ServerPool]()
+START_FAILURES = pytest.StashKey[dict]()
+SERVER = pytest.StashKey[ServerUnderTest]()
+PROPERTY = "sockspec"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One target over one transport: the parameter of the ``server`` fixture."""
+
+    target: Target
+    transport: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.target.name}-{self.transport}"
+
+
+class Metrics(dict):
+    """Numbers a scenario measured; they land in the results JSON ``metrics``."""
+
+    def record(self, name: str, value: float) -> None:
+        self[name] = round(float(value), 9)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sockspec", "sockspec conformance harness")
+    group.addoption("--targets", metavar="FILE", help="targets TOML file of [[server]] tables")
+    group.addoption("--target", metavar="NAME", action="append", default=[],
+                    help="run against this target (repeatable; default: the reference servers)")
+    group.addoption("--transport", action="append", default=[], choices=["tcp", "tcp6", "unix"],
+                    help="transport to use (repeatable; default: all a target supports)")
+    group.addoption("--server-cmd", metavar="CMD",
+                    help="ad-hoc target: a command with {host} {port} {hostport} {path} {root}")
+    group.addoption("--profile", choices=["echo", "http"], help="profile of --server-cmd")
+    group.addoption("--scenario", action="append", default=[], metavar="ID|FAMILY",
+                    help="run only this scenario or family (repeatable)")
+    group.addoption("--ready-timeout", type=float, default=10.0, metavar="S",
+                    help="seconds a server may take to accept its first connection")
+    group.addoption("--sockspec-json", metavar="PATH", help="write the results JSON here")
+    group.addoption("--sockspec-html", metavar="PATH", help="write the HTML report here")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    """Collect every module of the scenarios package, whatever its name.
+
+    Names starting with test_ are left to pytest's own collection.
+    """
+    if (file_path.suffix == ".py" and file_path.parent == scenarios_directory()
+            and not file_path.name.startswith(("_", "test_"))):
+        return pytest.Module.from_parent(parent, path=file_path)
+    return None
+
+
+def scenarios_directory() -> Path:
+    return Path(importlib.import_module(CATALOGUE_PACKAGE).__file__).parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    catalogue = load_catalogue()
+    for family in families(catalogue).values():
+        config.addinivalue_line("markers", f"{family.name}: {family.behaviour}")
+    try:
+        selection = build_selection(
+            targets_file=config.getoption("targets"),
+            target_names=config.getoption("target"),
+            transports=config.getoption("transport"),
+            server_cmd=config.getoption("server_cmd"),
+            profile=config.getoption("profile"),
+            scenarios=config.getoption("scenario"),
+            catalogue=catalogue,
+            cwd=str(config.invocation_params.dir),
+        )
+    except SockspecError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SELECTION] = selection
+    config.stash[START_FAILURES] = {}
+    policy = StartPolicy(ready_timeout=config.getoption("ready_timeout"))
+    config.stash[POOL] = ServerPool(PortAllocator(), policy)
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(ResultsReporter(config, selection), "sockspec-results")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    spec = spec_of(metafunc.function)
+    if spec is None or "server" not in metafunc.fixturenames:
+        return
+    selection = metafunc.config.stash[SELECTION]
+    params = []
+    for target in selection.targets:
+        if not spec.applies_to(target.profile):
+            continue
+        for transport in target.transports():
+            if transport not in selection.transports:
+                continue
+            marks = [getattr(pytest.mark, spec.family.name)]
+            reason = spec.not_on.get(transport)
+            if reason is None and transport not in spec.transports:
+                reason = f"{spec.id} does not apply to {transport}"
+            if reason:
+                marks.append(pytest.mark.skip(reason=reason))
+            case = Case(target, transport)
+            params.append(pytest.param(case, marks=marks, id=case.id))
+    metafunc.parametrize("server", params, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wanted = config.stash[SELECTION].scenarios
+    keep, drop = [], []
+    for item in items:
+        spec = spec_of(getattr(item, "function", None))
+        if spec is None:
+            keep.append(item)
+            continue
+        callspec = getattr(item, "callspec", None)
+        has_case = callspec is not None and isinstance(callspec.params.get("server"), Case)
+        chosen = not wanted or spec.id in wanted or spec.family.name in wanted
+        (keep if has_case and chosen else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest):
+    """The server under test, started for this scenario or shared with cheap ones."""
+    case: Case = request.param
+    spec = spec_of(request.function)
+    config = request.config
+    failures = config.stash[START_FAILURES]
+    key = (case.target.name, case.transport)
+    if key in failures:
+        raise ServerStartError(f"{failures[key]} (first start failed; not retried)")
+    pool = config.stash[POOL]
+    try:
+        sut = pool.fresh(case.target, case.transport) if spec.fresh_server else pool.shared(
+            case.target, case.transport)
+    except ServerStartError as exc:
+        failures[key] = str(exc)
+        raise
+    request.node.stash[SERVER] = sut
+    yield sut
+    if spec.fresh_server:
+        report = sut.stop()
+        problems = report.problems()
+        if problems:
+            request.node.stash[STOP_PROBLEMS] = problems
+
+
+STOP_PROBLEMS = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    """Record measured numbers: ``metrics.record("p50_ms", 0.12)``."""
+    return Metrics()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    spec = spec_of(getattr(item, "function", None))
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get("server") if callspec else None
+    if spec is None or not isinstance(case, Case):
+        return
+    evidence = _evidence(item, call, report)
+    if evidence and report.failed:
+        report.longrepr = evidence
+    record = {
+        "target": case.target.name,
+        "profile": case.target.profile,
+        "transport": case.transport,
+        "scenario": spec.id,
+        "family": spec.family.name,
+        "description": spec.description,
+        "hint": spec.family.hint,
+        "reproduce": reproduce_command(item.config, case, spec),
+        "evidence": evidence,
+        "metrics": dict(item.funcargs.get("metrics") or {}) if report.when == "call" else {},
+    }
+    report.user_properties.append((PROPERTY, json.dumps(record)))
+
+
+def _evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> str:
+    if report.skipped:
+        longrepr = report.longrepr
+        return longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    problems = item.stash.get(STOP_PROBLEMS, []) if report.when == "teardown" else []
+    if not report.failed:
+        return "\n".join(f"after stop: {p}" for p in problems)
+    exc = call.excinfo.value if call.excinfo else None
+    if isinstance(exc, ScenarioFailed | SockspecError):
+        text = str(exc)
+    else:
+        text = report.longreprtext
+    sut = item.stash.get(SERVER, None)
+    if sut is not None and report.when == "call":
+        facts = "\n".join(f"  {k.replace('_', ' ')}: {v}" for k, v in sut.facts().items())
+        text = f"{text}\n{facts}"
+    return text
+
+
+def reproduce_command(config: pytest.Config, case: Case, spec: ScenarioSpec) -> str:
+    """The exact command that runs this one scenario against this target again."""
+    args = ["sockspec", "run"]
+    if case.target.source == "--server-cmd":
+        args += ["--server-cmd", " ".join(case.target.tcp or case.target.unix or ()),
+                 "--profile", case.target.profile]
+    elif case.target.source != "built-in":
+        args += ["--targets", case.target.source]
+    args += ["--target", case.target.name, "--transport", case.transport, spec.id]
+    return shlex.join(args)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash[POOL].stop_all()
+    process.stop_all()
+
+
+class ResultsReporter:
+    """Controller side: gathers every item's record and writes the outputs."""
+
+    def __init__(self, config: pytest.Config, selection: Selection) -> None:
+        self.config = config
+        self.selection = selection
+        self.collector = ResultCollector()
+        self.run = collect_run_metadata(_invocation(config), VERSION)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, value in report.user_properties:
+            if key == PROPERTY:
+                self.collector.add_phase(
+                    report.nodeid, report.when, report.outcome, report.duration, json.loads(value)
+                )
+
+    def document(self) -> dict:
+        run = dict(self.run, workers=_worker_count(self.config))
+        targets = [
+            {"name": t.name, "profile": t.profile, "source": t.source,
+             "transports": [tr for tr in t.transports() if tr in self.selection.transports]}
+            for t in self.selection.targets
+        ]
+        return build_document(run, self.collector.items(), targets)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        json_path = self.config.getoption("sockspec_json")
+        html_path = self.config.getoption("sockspec_html")
+        if not (json_path or html_path):
+            return
+        document = self.document()
+        if json_path:
+            write_results(json_path, document)
+        if html_path:
+            from reports.html import write_html_report
+
+            write_html_report(document, html_path)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        items = self.collector.items()
+        if not items:
+            return
+        terminalreporter.section("sockspec")
+        for line in summary_lines(items):
+            terminalreporter.write_line(line)
+        for option in ("sockspec_json", "sockspec_html"):
+            path = self.config.getoption(option)
+            if path:
+                terminalreporter.write_line(f"{option.split('_')[1]}: {os.path.abspath(path)}")
+
+
+def summary_lines(items) -> list[str]:
+    """One line per (target, transport): counts, then each failing family with its hint."""
+    rows: dict[tuple[str, str], dict[str, int]] = {}
+    failing: dict[str, str] = {}
+    for item in items:
+        counts = rows.setdefault((item.target, item.transport), {})
+        counts[item.outcome] = counts.get(item.outcome, 0) + 1
+        if item.outcome == "failed":
+            failing[item.family] = item.hint
+    lines = []
+    for (target, transport), counts in sorted(rows.items()):
+        text = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+        lines.append(f"{target} over {transport}: {text}")
+    for family, hint in sorted(failing.items()):
+        lines.append(f"fix hint [{family}]: {hint}")
+    return lines
+
+
+def _invocation(config: pytest.Config) -> list[str]:
+    # sys.argv is the user's command line: `sockspec run ...` or `pytest ...`.
+    return [Path(sys.argv[0]).name, *sys.argv[1:]]
+
+
+def _worker_count(config: pytest.Config) -> int:
+    numprocesses = getattr(config.option, "numprocesses", None)
+    return int(numprocesses or 0)

@@ -1,0 +1,114 @@
+"""The scenario model: families, the @scenario decorator, and the catalogue.
+
+A scenario is a pytest test function in ``scenarios/`` that takes the
+``server`` fixture and drives it with harness primitives. The decorator
+attaches a ScenarioSpec; the pytest plugin turns each spec into one item per
+(target x transport) it applies to.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from harness.targets import PROFILES, TRANSPORTS
+
+CATALOGUE_PACKAGE = "scenarios"
+
+
+@dataclass(frozen=True)
+class Family:
+    """A behaviour family: one pytest marker and one row of the report.
+
+    ``hint`` names the system call and the pattern that fixes the usual cause;
+    a family cannot be declared without one.
+    """
+
+    name: str
+    behaviour: str
+    hint: str
+
+    def __post_init__(self) -> None:
+        if not self.behaviour.strip() or not self.hint.strip():
+            raise ValueError(f"family {self.name!r} needs a behaviour and a fix hint")
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    id: str
+    family: Family
+    profiles: tuple[str, ...]
+    transports: tuple[str, ...]
+    description: str
+    fresh_server: bool = False
+    not_on: dict[str, str] = field(default_factory=dict)
+    module: str = ""
+
+    def applies_to(self, profile: str) -> bool:
+        return profile in self.profiles
+
+
+def scenario(
+    family: Family,
+    *,
+    profiles: tuple[str, ...] = PROFILES,
+    transports: tuple[str, ...] = TRANSPORTS,
+    fresh_server: bool = False,
+    not_on: dict[str, str] | None = None,
+) -> Callable[[Callable], Callable]:
+    """Declare a scenario.
+
+    ``fresh_server``: the scenario may damage the server, so it gets its own.
+    ``not_on``: transports where the behaviour means nothing, with the reason
+    shown when the item is skipped there.
+    """
+
+    def declare(func: Callable) -> Callable:
+        name = func.__name__
+        if not name.startswith("test_"):
+            raise ValueError(f"scenario function {name} must be named test_<id>")
+        doc = (func.__doc__ or "").strip()
+        if not doc:
+            raise ValueError(f"scenario {name} needs a docstring stating the behaviour")
+        unknown = set(profiles) - set(PROFILES) | set(transports) - set(TRANSPORTS)
+        if unknown:
+            raise ValueError(f"scenario {name}: unknown profile or transport {sorted(unknown)}")
+        func.__sockspec__ = ScenarioSpec(
+            id=name.removeprefix("test_"),
+            family=family,
+            profiles=tuple(profiles),
+            transports=tuple(transports),
+            description=doc.splitlines()[0],
+            fresh_server=fresh_server,
+            not_on=dict(not_on or {}),
+            module=func.__module__,
+        )
+        return func
+
+    return declare
+
+
+def spec_of(func: object) -> ScenarioSpec | None:
+    return getattr(func, "__sockspec__", None)
+
+
+def load_catalogue() -> list[ScenarioSpec]:
+    """Import every module of the scenarios package and return its specs, sorted."""
+    package = importlib.import_module(CATALOGUE_PACKAGE)
+    specs: list[ScenarioSpec] = []
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{CATALOGUE_PACKAGE}.{info.name}")
+        specs += [s for obj in vars(module).values() if (s := spec_of(obj)) is not None]
+    ids = [s.id for s in specs]
+    duplicates = {i for i in ids if ids.count(i) > 1}
+    if duplicates:
+        raise ValueError(f"scenario ids used twice: {sorted(duplicates)}")
+    return sorted(specs, key=lambda s: (s.family.name, s.id))
+
+
+def families(specs: list[ScenarioSpec]) -> dict[str, Family]:
+    return {s.family.name: s.family for s in specs}

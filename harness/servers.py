@@ -1,0 +1,177 @@
+"""A target brought to life: one running server under test and its workspace.
+
+Joins targets (what to run), allocation (where) and process control (how).
+Each server gets a private directory in /tmp holding its Unix socket, its
+document root and its output logs; stopping the server removes it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.allocate import PortAllocator, remove_socket_dir
+from harness.process import LaunchSpec, ServerProcess, StopReport
+from harness.targets import TRANSPORT_HOSTS, Target, placeholder_values, render_argv
+from harness.transport import Address, TcpAddress, UnixAddress
+
+
+@dataclass(frozen=True)
+class StartPolicy:
+    """Time limits for every server the harness starts."""
+
+    ready_timeout: float = 10.0
+    stop_grace: float = 3.0
+    lifetime: float = 900.0
+
+
+@dataclass
+class ServerUnderTest:
+    """What a scenario sees of the server it drives."""
+
+    target: Target
+    transport: str
+    address: Address
+    workdir: Path
+    policy: StartPolicy
+    process: ServerProcess
+    stop_reports: list[StopReport] = field(default_factory=list)
+
+    @property
+    def profile(self) -> str:
+        return self.target.profile
+
+    @property
+    def root(self) -> Path:
+        """The document root of an http target ({root}); scenarios fill it."""
+        return self.workdir / "root"
+
+    @property
+    def outside_root(self) -> Path:
+        """A directory next to the root, for files the server must never serve."""
+        return self.workdir
+
+    def put_file(self, relative: str, data: bytes = b"") -> Path:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+    def put_sparse_file(self, relative: str, size: int, marker: bytes) -> Path:
+        """A file of ``size`` bytes, all holes except ``marker`` at its very end."""
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            f.truncate(size - len(marker))
+            f.seek(size - len(marker))
+            f.write(marker)
+        return path
+
+    def alive(self) -> bool:
+        return self.process.alive()
+
+    def fd_count(self) -> int:
+        return self.process.fd_count()
+
+    def stderr_tail(self, max_bytes: int = 2048) -> str:
+        return self.process.stderr_tail(max_bytes)
+
+    def facts(self) -> dict[str, object]:
+        """Evidence about the process, attached to every failed verdict."""
+        status = self.process.exit_status()
+        return {
+            "server": self.target.name,
+            "address": str(self.address),
+            "command": " ".join(self.process.spec.argv),
+            "server_state": "running" if status is None else f"exited with status {status}",
+            "stderr_tail": self.stderr_tail().strip() or "(empty)",
+        }
+
+    def kill_hard(self) -> None:
+        """SIGKILL the whole process group, as a crash or `kill -9` would."""
+        self.process.kill_hard()
+
+    def start_again(self) -> None:
+        """Start the same command on the same address (after kill_hard or a crash)."""
+        self.stop_reports.append(self.process.stop(self.policy.stop_grace))
+        self.process = ServerProcess.start(
+            self.process.spec,
+            log_dir=self.workdir / "logs",
+            ready_timeout=self.policy.ready_timeout,
+            lifetime=self.policy.lifetime,
+        )
+
+    def stop(self) -> StopReport:
+        report = self.process.stop(self.policy.stop_grace)
+        self.stop_reports.append(report)
+        remove_socket_dir(str(self.workdir))
+        return report
+
+
+def start_server(
+    target: Target, transport: str, allocator: PortAllocator, policy: StartPolicy
+) -> ServerUnderTest:
+    """Start ``target`` over ``transport`` in a fresh workspace; raise ServerStartError."""
+    workdir = Path(tempfile.mkdtemp(prefix="sockspec-", dir="/tmp"))
+    try:
+        (workdir / "root").mkdir()
+        (workdir / "logs").mkdir()
+        address = _address_for(transport, workdir, allocator)
+        values = placeholder_values(
+            host=getattr(address, "host", ""),
+            port=getattr(address, "port", 0),
+            path=getattr(address, "path", ""),
+            root=str(workdir / "root"),
+        )
+        spec = LaunchSpec(
+            argv=render_argv(target.template_for(transport), values),
+            cwd=target.cwd,
+            address=address,
+            name=target.name,
+        )
+        process = ServerProcess.start(
+            spec,
+            log_dir=workdir / "logs",
+            ready_timeout=policy.ready_timeout,
+            lifetime=policy.lifetime,
+        )
+    except BaseException:
+        remove_socket_dir(str(workdir))
+        raise
+    return ServerUnderTest(target, transport, address, workdir, policy, process)
+
+
+def _address_for(transport: str, workdir: Path, allocator: PortAllocator) -> Address:
+    if transport == "unix":
+        return UnixAddress(os.path.join(workdir, "s.sock"))
+    host = TRANSPORT_HOSTS[transport]
+    return TcpAddress(host, allocator.allocate(host))
+
+
+@dataclass
+class ServerPool:
+    """Servers shared by the cheap scenarios of one worker, one per (target, transport)."""
+
+    allocator: PortAllocator
+    policy: StartPolicy
+    _shared: dict[tuple[str, str], ServerUnderTest] = field(default_factory=dict)
+
+    def shared(self, target: Target, transport: str) -> ServerUnderTest:
+        key = (target.name, transport)
+        current = self._shared.get(key)
+        if current is not None and current.alive():
+            return current
+        if current is not None:
+            current.stop()
+        self._shared[key] = start_server(target, transport, self.allocator, self.policy)
+        return self._shared[key]
+
+    def fresh(self, target: Target, transport: str) -> ServerUnderTest:
+        return start_server(target, transport, self.allocator, self.policy)
+
+    def stop_all(self) -> None:
+        for server in self._shared.values():
+            server.stop()
+        self._shared.clear()

@@ -1,0 +1,194 @@
+"""Targets: servers under test and the argv templates that start them.
+
+The targets TOML is a public contract (README, "Targets file"): a list of
+``[[server]]`` tables with ``name``, ``profile``, ``tcp`` and/or ``unix`` argv
+templates, and an optional ``ipv6`` flag. Unknown keys are ignored so that
+newer files still load; anything wrong in a known key names the file, the
+table and the key.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import TargetConfigError, UsageError
+
+PROFILES = ("echo", "http")
+TRANSPORTS = ("tcp", "tcp6", "unix")
+TRANSPORT_HOSTS = {"tcp": "127.0.0.1", "tcp6": "::1"}
+
+PLACEHOLDER = re.compile(r"\{(host|port|hostport|path|root)\}")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server under test, started from argv templates."""
+
+    name: str
+    profile: str
+    tcp: tuple[str, ...] | None
+    unix: tuple[str, ...] | None
+    ipv6: bool
+    cwd: str
+    source: str
+
+    def transports(self) -> list[str]:
+        found = []
+        if self.tcp:
+            found.append("tcp")
+            if self.ipv6:
+                found.append("tcp6")
+        if self.unix:
+            found.append("unix")
+        return found
+
+    def template_for(self, transport: str) -> tuple[str, ...]:
+        template = self.unix if transport == "unix" else self.tcp
+        if template is None or transport not in self.transports():
+            raise UsageError(f"target {self.name!r} has no {transport} command")
+        return template
+
+
+def render_argv(template: tuple[str, ...], values: dict[str, str]) -> list[str]:
+    """Fill the known placeholders; any other brace text is left as written."""
+    return [PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), arg) for arg in template]
+
+
+def placeholder_values(
+    *, host: str = "", port: int = 0, path: str = "", root: str = ""
+) -> dict[str, str]:
+    hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return {"host": host, "port": str(port), "hostport": hostport, "path": path, "root": root}
+
+
+def builtin_targets() -> dict[str, Target]:
+    """The reference servers, runnable wherever the harness package is importable."""
+    targets = {}
+    for profile in PROFILES:
+        base = (sys.executable, "-m", "harness.reference.server", "--profile", profile)
+        root_args = ("-r", "{root}") if profile == "http" else ()
+        targets[f"reference-{profile}"] = Target(
+            name=f"reference-{profile}",
+            profile=profile,
+            tcp=base + ("-h", "{host}", "-p", "{port}") + root_args,
+            unix=base + ("-u", "{path}") + root_args,
+            ipv6=True,
+            cwd=str(PROJECT_ROOT),
+            source="built-in",
+        )
+    return targets
+
+
+def adhoc_target(command: str, profile: str | None, cwd: str) -> Target:
+    """One target from ``--server-cmd "..." --profile P``.
+
+    A command that mentions ``{path}`` is a Unix-socket command; otherwise TCP,
+    with IPv6 allowed when it takes ``{host}`` or ``{hostport}``.
+    """
+    if profile not in PROFILES:
+        raise UsageError("--server-cmd needs --profile echo or --profile http")
+    try:
+        argv = tuple(shlex.split(command))
+    except ValueError as exc:
+        raise UsageError(f"--server-cmd: cannot split {command!r}: {exc}") from None
+    if not argv:
+        raise UsageError("--server-cmd is empty")
+    is_unix = any("{path}" in arg for arg in argv)
+    target = Target(
+        name="server-cmd",
+        profile=profile,
+        tcp=None if is_unix else argv,
+        unix=argv if is_unix else None,
+        ipv6=not is_unix and any("{host" in arg for arg in argv),
+        cwd=cwd,
+        source="--server-cmd",
+    )
+    problem = _template_problem(target)
+    if problem:
+        raise UsageError(f"--server-cmd: {problem}")
+    return target
+
+
+def load_targets(path: str | Path) -> list[Target]:
+    """Read and validate a targets TOML file."""
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TargetConfigError(f"{file}: no such targets file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TargetConfigError(f"{file}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TargetConfigError(f"{file}: invalid TOML: {exc}") from None
+    tables = data.get("server", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise TargetConfigError(f"{file}: 'server' must be an array of tables ([[server]])")
+    if not tables:
+        raise TargetConfigError(f"{file}: no [[server]] tables")
+    cwd = str(file.resolve().parent)
+    targets: list[Target] = []
+    seen: set[str] = set()
+    for index, table in enumerate(tables, start=1):
+        target = _parse_server_table(table, f"{file}: [[server]] #{index}", cwd, str(file))
+        if target.name in seen:
+            raise TargetConfigError(f"{file}: [[server]] #{index}: name {target.name!r} is used twice")
+        seen.add(target.name)
+        targets.append(target)
+    return targets
+
+
+def _parse_server_table(table: dict, where: str, cwd: str, source: str) -> Target:
+    name = table.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise TargetConfigError(
+            f"{where}: key 'name' is required: letters, digits, '_', '.', '-' (got {name!r})"
+        )
+    where = f"{where} ({name!r})"
+    profile = table.get("profile")
+    if profile not in PROFILES:
+        raise TargetConfigError(f"{where}: key 'profile' must be \"echo\" or \"http\", got {profile!r}")
+    argvs = {key: _argv(table, key, where) for key in ("tcp", "unix")}
+    if argvs["tcp"] is None and argvs["unix"] is None:
+        raise TargetConfigError(f"{where}: needs a 'tcp' or a 'unix' command (an argv list)")
+    ipv6 = table.get("ipv6", False)
+    if not isinstance(ipv6, bool):
+        raise TargetConfigError(f"{where}: key 'ipv6' must be true or false, got {ipv6!r}")
+    target = Target(name, profile, argvs["tcp"], argvs["unix"], ipv6, cwd, source)
+    problem = _template_problem(target)
+    if problem:
+        raise TargetConfigError(f"{where}: {problem}")
+    return target
+
+
+def _argv(table: dict, key: str, where: str) -> tuple[str, ...] | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(a, str) for a in value):
+        raise TargetConfigError(f"{where}: key {key!r} must be a non-empty list of strings (argv)")
+    return tuple(value)
+
+
+def _template_problem(target: Target) -> str | None:
+    """Say why a template cannot work, or None: the server must learn its address."""
+    checks = [
+        ("tcp", target.tcp, ("{port}", "{hostport}")),
+        ("unix", target.unix, ("{path}",)),
+    ]
+    for key, argv, needed in checks:
+        if argv is None:
+            continue
+        text = " ".join(argv)
+        if not any(p in text for p in needed):
+            return f"key {key!r}: the command never mentions {' or '.join(needed)}"
+        if target.profile == "http" and "{root}" not in text:
+            return f"key {key!r}: an http server command must take the document root {{root}}"
+    if target.ipv6 and target.tcp and "{host" not in " ".join(target.tcp):
+        return "ipv6 = true needs a 'tcp' command that takes {host} or {hostport}"
+    return None
