@@ -68,7 +68,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="transport to use (repeatable; default: all a target supports)")
     group.addoption("--server-cmd", metavar="CMD",
                     help="ad-hoc target: a command with {host} {port} {hostport} {path} {root}")
-    group.addoption("--profile", choices=["echo", "http"], help="profile of --server-cmd")
+    group.addoption("--connect", metavar="ADDRESS",
+                    help="a server already running at tcp:HOST:PORT or unix:PATH (not managed)")
+    group.addoption("--root", metavar="DIR", help="document root of an http --connect server")
+    group.addoption("--allow-remote", action="store_true",
+                    help="allow --connect addresses outside loopback")
+    group.addoption("--profile", choices=["echo", "http"],
+                    help="profile of --server-cmd or --connect")
     group.addoption("--scenario", action="append", default=[], metavar="ID|FAMILY",
                     help="run only this scenario or family (repeatable)")
     group.addoption("--ready-timeout", type=float, default=10.0, metavar="S",
@@ -106,6 +112,9 @@ def pytest_configure(config: pytest.Config) -> None:
             scenarios=config.getoption("scenario"),
             catalogue=catalogue,
             cwd=str(config.invocation_params.dir),
+            connect=config.getoption("connect"),
+            root=config.getoption("root"),
+            allow_remote=config.getoption("allow_remote"),
         )
     except SockspecError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -133,6 +142,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             reason = spec.not_on.get(transport)
             if reason is None and transport not in spec.transports:
                 reason = f"{spec.id} does not apply to {transport}"
+            if reason is None and spec.needs_process_control and not target.managed:
+                reason = (f"{spec.id} needs to start, stop or inspect the server's process; "
+                          f"{target.name} is already running ({target.source})")
             if reason:
                 marks.append(pytest.mark.skip(reason=reason))
             case = Case(target, transport)
@@ -244,6 +256,10 @@ def reproduce_command(config: pytest.Config, case: Case, spec: ScenarioSpec) -> 
     if case.target.source == "--server-cmd":
         args += ["--server-cmd", " ".join(case.target.tcp or case.target.unix or ()),
                  "--profile", case.target.profile]
+    elif case.target.source == "--connect":
+        args += ["--connect", str(case.target.connect), "--profile", case.target.profile]
+        args += ["--root", case.target.root] if case.target.root else []
+        args += ["--allow-remote"] if not case.target.connect.is_loopback() else []
     elif case.target.source != "built-in":
         args += ["--targets", case.target.source]
     args += ["--target", case.target.name, "--transport", case.transport, spec.id]

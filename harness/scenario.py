@@ -45,6 +45,7 @@ class ScenarioSpec:
     fresh_server: bool = False
     not_on: dict[str, str] = field(default_factory=dict)
     module: str = ""
+    needs_process_control: bool = False
 
     def applies_to(self, profile: str) -> bool:
         return profile in self.profiles
@@ -57,12 +58,16 @@ def scenario(
     transports: tuple[str, ...] = TRANSPORTS,
     fresh_server: bool = False,
     not_on: dict[str, str] | None = None,
+    needs_process_control: bool | None = None,
 ) -> Callable[[Callable], Callable]:
     """Declare a scenario.
 
     ``fresh_server``: the scenario may damage the server, so it gets its own.
     ``not_on``: transports where the behaviour means nothing, with the reason
     shown when the item is skipped there.
+    ``needs_process_control``: the scenario starts, stops, signals or inspects
+    the server's process (default: same as ``fresh_server``); it is skipped for
+    a server that is already running (``--connect``).
     """
 
     def declare(func: Callable) -> Callable:
@@ -84,6 +89,8 @@ def scenario(
             fresh_server=fresh_server,
             not_on=dict(not_on or {}),
             module=func.__module__,
+            needs_process_control=fresh_server if needs_process_control is None
+            else needs_process_control,
         )
         return func
 

@@ -6,11 +6,19 @@ refuse the same options with the same one-line messages.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from harness.errors import UsageError
 from harness.scenario import ScenarioSpec
-from harness.targets import TRANSPORTS, Target, adhoc_target, builtin_targets, load_targets
+from harness.targets import (
+    TRANSPORTS,
+    Target,
+    adhoc_target,
+    builtin_targets,
+    connect_target,
+    load_targets,
+)
 
 
 @dataclass(frozen=True)
@@ -30,12 +38,22 @@ def build_selection(
     scenarios: list[str],
     catalogue: list[ScenarioSpec],
     cwd: str,
+    connect: str | None = None,
+    root: str | None = None,
+    allow_remote: bool = False,
 ) -> Selection:
     """Resolve options to targets; the reference servers when nothing is named."""
-    from_file = load_targets(targets_file) if targets_file else []
+    if server_cmd and connect:
+        raise UsageError("use either --server-cmd or --connect, not both")
+    if profile and not (server_cmd or connect):
+        raise UsageError("--profile only applies to --server-cmd or --connect")
+    if root and not connect:
+        raise UsageError("--root only applies to --connect")
+    from_file = load_targets(targets_file, allow_remote=allow_remote) if targets_file else []
     adhoc = [adhoc_target(server_cmd, profile, cwd)] if server_cmd else []
-    if profile and not server_cmd:
-        raise UsageError("--profile only applies to --server-cmd")
+    if connect:
+        root = os.path.abspath(os.path.join(cwd, root)) if root else None
+        adhoc.append(connect_target(connect, profile, root, allow_remote=allow_remote))
     known = {t.name: t for t in [*builtin_targets().values(), *from_file, *adhoc]}
     if target_names:
         unknown = [n for n in target_names if n not in known]

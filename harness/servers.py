@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.allocate import PortAllocator, remove_socket_dir
-from harness.process import LaunchSpec, ServerProcess, StopReport
+from harness.errors import ServerStartError, SockspecError
+from harness.process import LaunchSpec, ServerProcess, StopReport, wait_until_accepting
 from harness.targets import TRANSPORT_HOSTS, Target, placeholder_values, render_argv
 from harness.transport import Address, TcpAddress, UnixAddress
+
+ACCEPT_CHECK_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,18 @@ class ServerUnderTest:
     address: Address
     workdir: Path
     policy: StartPolicy
-    process: ServerProcess
+    managed_process: ServerProcess | None
     stop_reports: list[StopReport] = field(default_factory=list)
+
+    @property
+    def process(self) -> ServerProcess:
+        """The server's process; only for targets the harness started itself."""
+        if self.managed_process is None:
+            raise SockspecError(
+                f"{self.target.name} is already running ({self.target.source}): "
+                "the harness does not control its process"
+            )
+        return self.managed_process
 
     @property
     def profile(self) -> str:
@@ -46,12 +60,14 @@ class ServerUnderTest:
     @property
     def root(self) -> Path:
         """The document root of an http target ({root}); scenarios fill it."""
+        if self.target.root:
+            return Path(self.target.root)
         return self.workdir / "root"
 
     @property
     def outside_root(self) -> Path:
         """A directory next to the root, for files the server must never serve."""
-        return self.workdir
+        return self.root.parent
 
     def put_file(self, relative: str, data: bytes = b"") -> Path:
         path = self.root / relative
@@ -70,7 +86,9 @@ class ServerUnderTest:
         return path
 
     def alive(self) -> bool:
-        return self.process.alive()
+        if self.managed_process is None:
+            return wait_until_accepting(self.address, time.monotonic() + ACCEPT_CHECK_TIMEOUT)
+        return self.managed_process.alive()
 
     def fd_count(self) -> int:
         return self.process.fd_count()
@@ -80,6 +98,9 @@ class ServerUnderTest:
 
     def facts(self) -> dict[str, object]:
         """Evidence about the process, attached to every failed verdict."""
+        if self.managed_process is None:
+            return {"server": self.target.name, "address": str(self.address),
+                    "server_state": f"already running ({self.target.source}), not managed"}
         status = self.process.exit_status()
         return {
             "server": self.target.name,
@@ -103,11 +124,25 @@ class ServerUnderTest:
             lifetime=self.policy.lifetime,
         )
 
-    def stop(self) -> StopReport:
-        report = self.process.stop(self.policy.stop_grace)
-        self.stop_reports.append(report)
+    def stop(self) -> StopReport | None:
+        report = None
+        if self.managed_process is not None:
+            report = self.managed_process.stop(self.policy.stop_grace)
+            self.stop_reports.append(report)
         remove_socket_dir(str(self.workdir))
         return report
+
+
+def attach_server(target: Target, policy: StartPolicy) -> ServerUnderTest:
+    """A target that is already running: check it accepts, start nothing."""
+    assert target.connect is not None
+    if not wait_until_accepting(target.connect, time.monotonic() + policy.ready_timeout):
+        raise ServerStartError(
+            f"{target.name}: nothing accepts connections at {target.connect} "
+            f"(waited {policy.ready_timeout:g} s)"
+        )
+    workdir = Path(tempfile.mkdtemp(prefix="sockspec-", dir="/tmp"))
+    return ServerUnderTest(target, target.connect.transport, target.connect, workdir, policy, None)
 
 
 def start_server(
@@ -165,10 +200,12 @@ class ServerPool:
             return current
         if current is not None:
             current.stop()
-        self._shared[key] = start_server(target, transport, self.allocator, self.policy)
+        self._shared[key] = self.fresh(target, transport)
         return self._shared[key]
 
     def fresh(self, target: Target, transport: str) -> ServerUnderTest:
+        if not target.managed:
+            return attach_server(target, self.policy)
         return start_server(target, transport, self.allocator, self.policy)
 
     def stop_all(self) -> None:

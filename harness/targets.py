@@ -16,7 +16,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import TargetConfigError, UsageError
+from harness.errors import AddressError, TargetConfigError, UsageError
+from harness.transport import Address, parse_address
 
 PROFILES = ("echo", "http")
 TRANSPORTS = ("tcp", "tcp6", "unix")
@@ -37,8 +38,17 @@ class Target:
     ipv6: bool
     cwd: str
     source: str
+    connect: Address | None = None   # a server already running: never started or stopped
+    root: str | None = None          # its document root (http), which the harness fills
+
+    @property
+    def managed(self) -> bool:
+        """True when the harness starts and stops the server itself."""
+        return self.connect is None
 
     def transports(self) -> list[str]:
+        if self.connect is not None:
+            return [self.connect.transport]
         found = []
         if self.tcp:
             found.append("tcp")
@@ -115,7 +125,25 @@ def adhoc_target(command: str, profile: str | None, cwd: str) -> Target:
     return target
 
 
-def load_targets(path: str | Path) -> list[Target]:
+def connect_target(
+    address_text: str, profile: str | None, root: str | None, *, allow_remote: bool,
+    name: str = "connect", source: str = "--connect",
+) -> Target:
+    """A server that is already running at ``tcp:HOST:PORT`` or ``unix:PATH``."""
+    if profile not in PROFILES:
+        raise UsageError(f"{source} needs --profile echo or --profile http")
+    address = parse_address(address_text)
+    if not allow_remote and not address.is_loopback():
+        raise AddressError(
+            f"{address} is not on loopback (127.0.0.0/8, ::1): pass --allow-remote to test it"
+        )
+    if profile == "http" and not root:
+        raise UsageError(f"{source}: an http server needs its document root (root / --root)")
+    return Target(name=name, profile=profile, tcp=None, unix=None, ipv6=False, cwd=".",
+                  source=source, connect=address, root=root)
+
+
+def load_targets(path: str | Path, *, allow_remote: bool = False) -> list[Target]:
     """Read and validate a targets TOML file."""
     file = Path(path)
     try:
@@ -135,7 +163,9 @@ def load_targets(path: str | Path) -> list[Target]:
     targets: list[Target] = []
     seen: set[str] = set()
     for index, table in enumerate(tables, start=1):
-        target = _parse_server_table(table, f"{file}: [[server]] #{index}", cwd, str(file))
+        target = _parse_server_table(
+            table, f"{file}: [[server]] #{index}", cwd, str(file), allow_remote
+        )
         if target.name in seen:
             raise TargetConfigError(f"{file}: [[server]] #{index}: name {target.name!r} is used twice")
         seen.add(target.name)
@@ -143,7 +173,9 @@ def load_targets(path: str | Path) -> list[Target]:
     return targets
 
 
-def _parse_server_table(table: dict, where: str, cwd: str, source: str) -> Target:
+def _parse_server_table(
+    table: dict, where: str, cwd: str, source: str, allow_remote: bool
+) -> Target:
     name = table.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise TargetConfigError(
@@ -153,9 +185,13 @@ def _parse_server_table(table: dict, where: str, cwd: str, source: str) -> Targe
     profile = table.get("profile")
     if profile not in PROFILES:
         raise TargetConfigError(f"{where}: key 'profile' must be \"echo\" or \"http\", got {profile!r}")
+    if "connect" in table:
+        return _parse_connect_table(table, where, cwd, source, name, profile, allow_remote)
     argvs = {key: _argv(table, key, where) for key in ("tcp", "unix")}
     if argvs["tcp"] is None and argvs["unix"] is None:
-        raise TargetConfigError(f"{where}: needs a 'tcp' or a 'unix' command (an argv list)")
+        raise TargetConfigError(
+            f"{where}: needs a 'tcp' or a 'unix' command (an argv list), or 'connect'"
+        )
     ipv6 = table.get("ipv6", False)
     if not isinstance(ipv6, bool):
         raise TargetConfigError(f"{where}: key 'ipv6' must be true or false, got {ipv6!r}")
@@ -164,6 +200,25 @@ def _parse_server_table(table: dict, where: str, cwd: str, source: str) -> Targe
     if problem:
         raise TargetConfigError(f"{where}: {problem}")
     return target
+
+
+def _parse_connect_table(
+    table: dict, where: str, cwd: str, source: str, name: str, profile: str, allow_remote: bool
+) -> Target:
+    if "tcp" in table or "unix" in table:
+        raise TargetConfigError(f"{where}: 'connect' excludes 'tcp' and 'unix' commands")
+    address, root = table["connect"], table.get("root")
+    if not isinstance(address, str):
+        raise TargetConfigError(f"{where}: key 'connect' must be \"tcp:HOST:PORT\" or \"unix:PATH\"")
+    if root is not None and not isinstance(root, str):
+        raise TargetConfigError(f"{where}: key 'root' must be a directory path")
+    if root is not None:
+        root = str((Path(cwd) / root).resolve())
+    try:
+        return connect_target(address, profile, root, allow_remote=allow_remote, name=name,
+                              source=source)
+    except (AddressError, UsageError) as exc:
+        raise TargetConfigError(f"{where}: key 'connect': {exc}") from None
 
 
 def _argv(table: dict, key: str, where: str) -> tuple[str, ...] | None:

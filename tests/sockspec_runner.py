@@ -1,0 +1,56 @@
+"""Run `sockspec run` in a subprocess and read back its results JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class RunOutcome:
+    status: int
+    stdout: str
+    stderr: str
+    document: dict | None
+
+    def outcomes(self) -> dict[tuple[str, str], str]:
+        """(scenario, transport) -> outcome."""
+        return {(r["scenario"], r["transport"]): r["outcome"]
+                for r in (self.document or {}).get("results", [])}
+
+    def by_family(self) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for r in (self.document or {}).get("results", []):
+            found.setdefault(r["family"], set()).add(r["outcome"])
+        return found
+
+    def results(self, **match: str) -> list[dict]:
+        return [r for r in (self.document or {}).get("results", [])
+                if all(r.get(k) == v for k, v in match.items())]
+
+
+def run_sockspec(*args: str, timeout: float = 600) -> RunOutcome:
+    with tempfile.TemporaryDirectory(prefix="sockspec-test-") as tmp:
+        json_path = os.path.join(tmp, "results.json")
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness", "run", "--json", json_path, *args],
+            cwd=PROJECT, capture_output=True, text=True, timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        document = json.loads(Path(json_path).read_text()) if os.path.exists(json_path) else None
+    return RunOutcome(proc.returncode, proc.stdout, proc.stderr, document)
+
+
+def server_cmd(script: Path, profile: str, transport: str) -> list[str]:
+    """--server-cmd arguments for a fixture server following the reference contract."""
+    address = "-u {path}" if transport == "unix" else "-h {host} -p {port}"
+    root = " -r {root}" if profile == "http" else ""
+    command = f"{sys.executable} {script} --profile {profile} {address}{root}"
+    return ["--server-cmd", command, "--profile", profile]

@@ -1,0 +1,61 @@
+"""Each scenario family is proven: it fails on a server with that defect.
+
+Every module in fixtures/faulty declares DEFECT. The whole catalogue for its
+profile runs against it: its own family must fail with evidence, and nothing
+else may fail except the families the defect truly breaks too (also_fails).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from sockspec_runner import PROJECT, run_sockspec, server_cmd
+
+FAULTY_DIR = PROJECT / "fixtures" / "faulty"
+
+
+def faulty_servers() -> list[tuple[str, Path, object]]:
+    found = []
+    for path in sorted(FAULTY_DIR.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        spec = importlib.util.spec_from_file_location(f"faulty_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        found.append((path.stem, path, module.DEFECT))
+    return found
+
+
+CASES = [
+    pytest.param(path, defect, transport, id=f"{name}-{transport}")
+    for name, path, defect in faulty_servers()
+    for transport in defect.transports
+]
+
+
+def test_every_family_has_a_faulty_server():
+    from harness.scenario import families, load_catalogue
+
+    declared = {defect.family for _, _, defect in faulty_servers()}
+    missing = sorted(set(families(load_catalogue())) - declared - {"basic"})
+    assert not missing, f"families without a faulty server: {missing}"
+
+
+@pytest.mark.parametrize("path, defect, transport", CASES)
+def test_faulty_server_fails_its_family_only(path, defect, transport):
+    outcome = run_sockspec(*server_cmd(path, defect.profile, transport),
+                           "--transport", transport)
+    assert outcome.document is not None, outcome.stderr[-2000:]
+    assert outcome.status == 1, "a faulty server must make the run fail"
+    mine = outcome.results(family=defect.family)
+    assert mine, f"no {defect.family} scenario ran for {path.name}"
+    failed = [r for r in mine if r["outcome"] == "failed"]
+    assert failed, f"{defect.family} passed on {path.name}: {defect.summary}"
+    assert all(r["evidence"].strip() for r in failed)
+    allowed = {defect.family, *defect.also_fails}
+    unexpected = sorted({(r["family"], r["scenario"], r["outcome"])
+                         for r in outcome.results() if r["outcome"] in ("failed", "error")
+                         and r["family"] not in allowed})
+    assert not unexpected, f"{path.name} also failed: {unexpected}"
