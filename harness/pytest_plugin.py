@@ -16,6 +16,7 @@ import importlib
 import json
 import os
 import shlex
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,11 +120,25 @@ def pytest_configure(config: pytest.Config) -> None:
     except SockspecError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SELECTION] = selection
+    install_stop_on_sigterm()
     config.stash[START_FAILURES] = {}
     policy = StartPolicy(ready_timeout=config.getoption("ready_timeout"))
     config.stash[POOL] = ServerPool(PortAllocator(), policy)
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(ResultsReporter(config, selection), "sockspec-results")
+
+
+def install_stop_on_sigterm() -> None:
+    """A SIGTERM to the harness stops its servers first, then ends it as SIGTERM would."""
+    if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        return
+
+    def stop_servers_then_die(signum: int, _frame: object) -> None:
+        process.stop_all()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, stop_servers_then_die)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
