@@ -66,8 +66,7 @@ def build_parser() -> ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="one line per item")
     run.add_argument("--ready-timeout", type=float, default=10.0, metavar="S",
                      help="seconds a server may take to start accepting (default 10)")
-    run.add_argument("pytest_args", nargs=argparse.REMAINDER,
-                     help="after '--': extra pytest arguments")
+    run.epilog = "Arguments after '--' go to pytest unchanged."
 
     listing = commands.add_parser("list", help="list every scenario")
     listing.add_argument("--family", help="only this family")
@@ -118,7 +117,7 @@ def command_run(args: argparse.Namespace) -> int:
         pytest_args += ["-n", args.workers]
     if args.exitfirst:
         pytest_args.append("-x")
-    pytest_args += [a for a in args.pytest_args if a != "--"]
+    pytest_args += args.pytest_args
     if not selection.targets:
         raise UsageError("no target selected")
 
@@ -172,8 +171,13 @@ COMMANDS = {"run": command_run, "list": command_list, "targets": command_targets
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Everything after "--" belongs to pytest; argparse must not see it.
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    own = argv[:argv.index("--")] if "--" in argv else argv
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(own)
+        args.pytest_args = extra
         return COMMANDS[args.command](args)
     except SockspecError as exc:
         print(f"sockspec: {exc}", file=sys.stderr)

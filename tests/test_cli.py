@@ -59,3 +59,11 @@ def test_bad_targets_file_names_table_and_key(tmp_path):
     (tmp_path / "t.toml").write_text('[[server]]\nname = "a"\nprofile = "ftp"\ntcp = ["x"]\n')
     result = sockspec("run", "--targets", str(tmp_path / "t.toml"))
     assert_one_line_error(result, 2, "[[server]] #1 ('a'): key 'profile'")
+
+
+def test_options_after_a_selector_and_pytest_passthrough(tmp_path):
+    out = tmp_path / "r.json"
+    result = sockspec("run", "echo_basic", "--transport", "unix", "--json", str(out),
+                      "--", "--co")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "test_echo_basic[reference-echo-unix]" in result.stdout

@@ -18,15 +18,18 @@ from sockspec_runner import PROJECT, run_sockspec, server_cmd
 
 HOSTILE = PROJECT / "fixtures" / "hostile"
 
-# hostile server -> (profile, expected outcome of the basic scenario, evidence fragment)
+# hostile server -> (profile, expected outcome of the basic scenario, evidence fragments:
+# any one of them, since some defects show one of two ways depending on timing)
 HOSTILE_OUTCOMES = {
     "never_listens": ("echo", "error", "did not accept"),
     "exits_at_once": ("echo", "error", "config missing"),
     "wrong_port": ("echo", "error", "did not accept"),
     "accepts_never_reads": ("echo", "failed", "timeout"),
-    "resets_every_connection": ("echo", "failed", "RST"),
-    "closes_listener_after_first": ("echo", "failed", "refused"),
-    "http_garbage": ("http", "failed", "200"),
+    "resets_every_connection": ("echo", "failed", "ECONNRESET"),
+    # The readiness probe is its one client; a scenario's connect is then refused,
+    # or, if it raced into the closing listener's queue, reset.
+    "closes_listener_after_first": ("echo", "failed", ("refused", "0 bytes came back")),
+    "http_garbage": ("http", "failed", ("before the end of the response head", "bad status line")),
     "short_body": ("http", "failed", "body"),
     # These misbehave on the way but serve correctly in the end: they must pass.
     "floods_output": ("echo", "passed", ""),
@@ -66,7 +69,8 @@ def test_hostile_server_gives_bounded_clear_outcome_and_leaves_nothing(name):
     assert outcome.document is not None, outcome.stderr[-2000:]
     (result,) = outcome.document["results"]
     assert result["outcome"] == expected, result["evidence"]
-    assert fragment in result["evidence"]
+    fragments = (fragment,) if isinstance(fragment, str) else fragment
+    assert any(f in result["evidence"] for f in fragments), result["evidence"]
     assert outcome.status == (0 if expected == "passed" else 1)
     assert elapsed < 60, f"{name} took {elapsed:.1f} s"
     assert "Traceback" not in outcome.stderr
