@@ -1,0 +1,31 @@
+"""Process control for servers under test: start, readiness, output, stop, reaping.
+
+Everything that starts or stops a server goes through here: control.py
+(ServerProcess), output.py (draining stdout/stderr), tree.py (which processes
+are the server's).
+"""
+
+from harness.process.control import (
+    _LIVE_SERVERS,
+    LaunchSpec,
+    ServerProcess,
+    StopReport,
+    describe_exit,
+    stop_all,
+    tcp_port_listened,
+    wait_until_accepting,
+)
+from harness.process.output import LOG_FILE_CAP
+from harness.process.tree import (
+    TOKEN_ENV,
+    ProcInfo,
+    attribute_processes,
+    become_subreaper,
+    read_process_table,
+)
+
+__all__ = [
+    "LOG_FILE_CAP", "TOKEN_ENV", "LaunchSpec", "ProcInfo", "ServerProcess", "StopReport",
+    "_LIVE_SERVERS", "attribute_processes", "become_subreaper", "describe_exit",
+    "read_process_table", "stop_all", "tcp_port_listened", "wait_until_accepting",
+]

@@ -1,0 +1,450 @@
+"""ServerProcess: start a server under test, wait until it accepts, stop it for good.
+
+Readiness is the exact target address accepting a connection; output is drained
+by harness.process.output; which processes are the server's is decided by
+harness.process.tree.
+"""
+
+
+from __future__ import annotations
+
+import atexit
+import errno
+import os
+import secrets
+import signal
+import socket
+import stat
+import subprocess
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from harness.errors import AddressError, ConnectError, ServerStartError
+from harness.process.output import OutputDrain, open_logs
+from harness.process.tree import (
+    TOKEN_ENV,
+    Identity,
+    ProcInfo,
+    attribute_processes,
+    become_subreaper,
+    read_process_table,
+    read_stat,
+    send_signal,
+)
+from harness.transport import Address, TcpAddress, UnixAddress, connect
+
+WATCH_INTERVAL = 0.2            # seconds between ancestry snapshots / reaping / watchdog
+KILL_WAIT = 1.0                 # SIGKILL ends a task at once unless it sleeps in D state
+START_FAILURE_GRACE = 0.5       # SIGTERM grace when start() gives up
+CONNECT_ATTEMPT_TIMEOUT = 1.0   # a full TCP backlog drops SYNs; do not hang on one attempt
+
+# The one piece of module state: atexit and signal handlers get no arguments, so
+# stop_all() needs a registry to find servers still running. Weak, so it never keeps
+# a finished server alive; a running one is kept alive by its own watcher thread.
+_LIVE_SERVERS: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    argv: list[str]
+    cwd: str
+    address: Address
+    name: str
+    env: dict[str, str] | None = None
+
+
+@dataclass
+class StopReport:
+    exit_status: int | None
+    needed_sigkill: bool
+    leftover_pids: list[int]
+    address_still_held: bool
+    name: str = "server"
+    address: str = ""
+    grace: float = 0.0
+    lifetime_exceeded: bool = False
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.lifetime_exceeded:
+            found.append(f"{self.name} outlived its lifetime and was stopped by the watchdog")
+        if self.needed_sigkill:
+            found.append(f"{self.name} did not exit within {self.grace:g} s of SIGTERM; "
+                         f"killed with SIGKILL")
+        if self.leftover_pids:
+            pids = ", ".join(map(str, self.leftover_pids))
+            found.append(f"{self.name} left processes running after stop: pid {pids}")
+        if self.address_still_held:
+            found.append(f"{self.address} is still held by a listener after {self.name} stopped")
+        return found
+
+
+def wait_until_accepting(address: Address, deadline: float, *,
+                         proc_alive: Callable[[], bool] | None = None) -> bool:
+    """Poll until ``address`` itself accepts a connection (then close it).
+
+    ``deadline`` is a time.monotonic() value. Returns False at the deadline, or as
+    soon as ``proc_alive()`` says the server can no longer come up.
+    """
+    delay = 0.005
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            connect(address, min(remaining, CONNECT_ATTEMPT_TIMEOUT)).close()
+            return True
+        except ConnectError:
+            pass
+        if proc_alive is not None and not proc_alive():
+            return False
+        time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.2)
+    return False
+
+
+def stop_all() -> None:
+    """Stop every ServerProcess still running in this process, in parallel."""
+    threads = [threading.Thread(target=server.stop, daemon=True) for server in list(_LIVE_SERVERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10.0)
+
+
+# Our threads are daemons, so interpreter exit reaches atexit without waiting for them.
+atexit.register(stop_all)
+
+
+def describe_exit(status: int) -> str:
+    if status >= 0:
+        return f"exited with status {status}"
+    try:
+        return f"was killed by {signal.Signals(-status).name}"
+    except ValueError:
+        return f"was killed by signal {-status}"
+
+
+def tcp_port_listened(address: TcpAddress) -> bool:
+    """True when a listening socket blocks binding ``address``.
+
+    bind() with SO_REUSEADDR ignores TIME_WAIT sockets only if their owner also set
+    SO_REUSEADDR, so EADDRINUSE alone is not proof: confirm a LISTEN entry (state 0A)
+    on that port in /proc/net/tcp{,6}.
+    """
+    with socket.socket(address.family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address.sockaddr)
+            return False
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == address.port:
+                return True
+    return False
+
+
+class ServerProcess:
+    """One running server under test. Create with ServerProcess.start()."""
+
+    def __init__(self, spec: LaunchSpec, popen: subprocess.Popen[bytes], token: str,
+                 logs: tuple[BinaryIO, BinaryIO], lifetime: float) -> None:
+        self.spec, self.address = spec, spec.address
+        self.pid = self.pgid = popen.pid
+        self._popen = popen
+        self._token = f"{TOKEN_ENV}={token}".encode()
+        leader = read_stat(popen.pid)  # unreaped, so this pid is still ours
+        self._leader: Identity = (popen.pid, leader.starttime if leader else -1)
+        self._leader_exit: int | None = None
+        self._leader_lost = False  # someone else reaped our pid: pgid no longer trusted
+        self._known: set[Identity] = set()
+        self._without_token: set[Identity] = set()
+        self._lock = threading.Lock()  # serialises reaping and shutdown
+        self._report: StopReport | None = None
+        self._lifetime_exceeded = False
+        self._lifetime_deadline = time.monotonic() + lifetime
+        assert popen.stdout is not None and popen.stderr is not None
+        self._stdout = OutputDrain(popen.stdout, logs[0], f"{spec.name}-stdout")
+        self._stderr = OutputDrain(popen.stderr, logs[1], f"{spec.name}-stderr")
+        self.stdout_path, self.stderr_path = self._stdout.path, self._stderr.path
+        self._watch_stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name=f"{spec.name}-watch",
+                                         daemon=True)
+        _LIVE_SERVERS.add(self)
+        self._watcher.start()
+
+    @classmethod
+    def start(cls, spec: LaunchSpec, *, log_dir: Path, ready_timeout: float = 10.0,
+              lifetime: float = 900.0) -> ServerProcess:
+        deadline = time.monotonic() + ready_timeout
+        if not spec.argv:
+            raise ServerStartError(f"{spec.name}: empty command line")
+        if not spec.address.is_loopback():
+            raise AddressError(f"{spec.name}: {spec.address} is not a loopback address; "
+                               f"servers under test may only be reached on loopback")
+        try:
+            become_subreaper()
+        except OSError as exc:
+            raise ServerStartError(f"{spec.name}: cannot become a child subreaper: "
+                                   f"{exc.strerror}") from None
+        logs = open_logs(Path(log_dir), spec.name)
+        token = secrets.token_hex(16)
+        try:
+            popen = subprocess.Popen(
+                spec.argv, cwd=spec.cwd, env={**os.environ, **(spec.env or {}), TOKEN_ENV: token},
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                close_fds=True, start_new_session=True)
+        except OSError as exc:
+            for log in logs:
+                log.close()
+            if exc.filename is not None and str(exc.filename) == str(spec.cwd):
+                raise ServerStartError(f"{spec.name}: cannot change to directory {spec.cwd}: "
+                                       f"{exc.strerror}") from None
+            raise ServerStartError(
+                f"{spec.name}: cannot start {spec.argv[0]}: {exc.strerror}") from None
+        try:
+            server = cls(spec, popen, token, logs, lifetime)
+        except BaseException:
+            os.killpg(popen.pid, signal.SIGKILL)
+            popen.wait()
+            raise
+        try:
+            if wait_until_accepting(spec.address, deadline, proc_alive=server._may_still_listen):
+                return server
+            exited = not server._may_still_listen()
+        except BaseException:
+            server.stop(START_FAILURE_GRACE)
+            raise
+        status = server.exit_status()
+        server._shutdown(START_FAILURE_GRACE, signal.SIGTERM)
+        if exited and status is not None:
+            lines = [line.strip() for line in server.stderr_tail().splitlines() if line.strip()]
+            said = " | ".join(lines[-3:])[-300:] or "(empty)"
+            raise ServerStartError(f"{spec.name} {describe_exit(status)} before accepting on "
+                                   f"{spec.address}; stderr: {said}")
+        raise ServerStartError(f"{spec.name} did not accept on {spec.address} "
+                               f"within {ready_timeout:g} s")
+
+    # -- observation -------------------------------------------------------------
+
+    def exit_status(self) -> int | None:
+        """The server pid's status, Popen.returncode style; None while it runs."""
+        self._leader_exited()
+        return self._leader_exit
+
+    def alive(self) -> bool:
+        return not self._leader_exited() or bool(self.group_pids())
+
+    def group_pids(self) -> list[int]:
+        if self._report is not None:
+            return self._report.leftover_pids
+        return sorted(pid for pid, info in self._snapshot().items() if info.live)
+
+    def fd_count(self) -> int:
+        return sum(len(_listdir(f"/proc/{pid}/fd")) for pid in self.group_pids())
+
+    def rss_bytes(self) -> int:
+        page = os.sysconf("SC_PAGE_SIZE")
+        total = 0
+        for pid in self.group_pids():
+            try:
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+            except (OSError, IndexError, ValueError):
+                pass
+        return total
+
+    def stdout_tail(self, max_bytes: int = 4096) -> str:
+        return self._stdout.tail(max_bytes)
+
+    def stderr_tail(self, max_bytes: int = 4096) -> str:
+        return self._stderr.tail(max_bytes)
+
+    # -- control -----------------------------------------------------------------
+
+    def pause(self) -> None:
+        """SIGSTOP the group and every attributed process outside it."""
+        self._signal_unless_stopped(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_unless_stopped(signal.SIGCONT)
+
+    def kill_hard(self) -> None:
+        """SIGKILL everything now and reap it; a later stop() returns this report."""
+        self._shutdown(0.0, signal.SIGKILL)
+
+    def stop(self, grace: float = 3.0) -> StopReport:
+        """SIGTERM, then SIGKILL after ``grace`` s; verify, reap, free the address."""
+        return self._shutdown(grace, signal.SIGTERM)
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- internals -----------------------------------------------------------------
+
+    def _leader_exited(self) -> bool:
+        if self._leader_exit is not None or self._leader_lost:
+            return True
+        if self._popen.returncode is not None:
+            self._leader_exit = self._popen.returncode
+            return True
+        try:
+            # WNOWAIT: look without reaping, so the pid (hence the pgid) stays ours.
+            result = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            self._leader_lost = True
+            return True
+        if result is None:
+            return False
+        exited = result.si_code == os.CLD_EXITED
+        self._leader_exit = result.si_status if exited else -result.si_status
+        return True
+
+    def _may_still_listen(self) -> bool:
+        if not self._leader_exited():
+            return True
+        if self._leader_exit not in (0, None):
+            return False  # a failed start is reported at once, lingering children or not
+        return bool(self.group_pids())  # daemonised: the parent exited 0, a child may bind
+
+    def _snapshot(self) -> dict[int, ProcInfo]:
+        trust_pgid = self._popen.returncode is None and not self._leader_lost
+        found = attribute_processes(
+            read_process_table(), leader=self._leader, pgid=self.pgid if trust_pgid else None,
+            known=self._known, harness_pid=os.getpid(), has_token=self._has_token)
+        self._known.update(info.identity for info in found.values())  # one C call: atomic
+        return found
+
+    def _has_token(self, info: ProcInfo) -> bool:
+        if info.identity in self._without_token:
+            return False
+        try:
+            with open(f"/proc/{info.pid}/environ", "rb") as f:
+                if self._token in f.read():
+                    return True
+        except OSError:
+            return False
+        self._without_token.add(info.identity)
+        return False
+
+    def _reap_orphans(self, found: Mapping[int, ProcInfo]) -> None:
+        """waitpid() our attributed zombies, never any server's own Popen pid."""
+        protected = {server.pid for server in list(_LIVE_SERVERS)} | {self.pid}
+        harness_pid = os.getpid()
+        for info in found.values():
+            if info.state == "Z" and info.ppid == harness_pid and info.pid not in protected:
+                try:
+                    os.waitpid(info.pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+
+    def _signal_all(self, sig: int, found: Mapping[int, ProcInfo]) -> set[Identity]:
+        in_group = self._popen.returncode is None and not self._leader_lost
+        if in_group:
+            try:
+                os.killpg(self.pgid, sig)
+            except OSError:
+                pass
+        for info in found.values():
+            if not in_group or info.pgid != self.pgid:
+                send_signal(info, sig)
+        return {info.identity for info in found.values()}
+
+    def _signal_unless_stopped(self, sig: int) -> None:
+        with self._lock:  # shutdown reaps the leader, after which the pgid is not ours
+            if self._report is None:
+                self._signal_all(sig, self._snapshot())
+
+    def _wait_gone(self, deadline: float, sig: int, signalled: set[Identity]) -> bool:
+        delay = 0.005
+        while True:
+            found = self._snapshot()
+            self._reap_orphans(found)
+            live = [info for info in found.values() if info.live]
+            if not live:
+                return True
+            for info in live:
+                if info.identity not in signalled:  # forked after we signalled the rest
+                    send_signal(info, sig)
+                    signalled.add(info.identity)
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.05)
+
+    def _watch(self) -> None:
+        while not self._watch_stop.wait(WATCH_INTERVAL):
+            if time.monotonic() >= self._lifetime_deadline:
+                self._lifetime_exceeded = True
+                self.stop()
+                return
+            if self._lock.acquire(timeout=WATCH_INTERVAL):
+                try:
+                    if not self._watch_stop.is_set():
+                        self._reap_orphans(self._snapshot())
+                finally:
+                    self._lock.release()
+
+    def _shutdown(self, grace: float, first_signal: int) -> StopReport:
+        with self._lock:
+            if self._report is not None:
+                return self._report
+            self._watch_stop.set()
+            deadline = time.monotonic() + grace
+            signalled = self._signal_all(first_signal, self._snapshot())
+            if first_signal != signal.SIGKILL:
+                # A stopped (paused) process acts on SIGTERM only once continued.
+                self._signal_all(signal.SIGCONT, self._snapshot())
+            needed_sigkill = False
+            if not self._wait_gone(deadline, first_signal, signalled):
+                needed_sigkill = first_signal != signal.SIGKILL
+                self._signal_all(signal.SIGKILL, self._snapshot())
+                self._wait_gone(time.monotonic() + KILL_WAIT, signal.SIGKILL, set())
+            final = self._snapshot()
+            leftovers = sorted(pid for pid, info in final.items() if info.live)
+            if self._leader_exited() and not self._leader_lost:
+                self._popen.wait()  # dead already: returns at once; the pgid is released
+            if threading.current_thread() is not self._watcher:
+                self._watcher.join(timeout=2 * WATCH_INTERVAL)
+            drains_deadline = time.monotonic() + 0.5
+            self._stdout.finish(drains_deadline)
+            self._stderr.finish(drains_deadline)
+            self._report = StopReport(
+                exit_status=self.exit_status(), needed_sigkill=needed_sigkill,
+                leftover_pids=leftovers, address_still_held=self._release_address(),
+                name=self.spec.name, address=str(self.address), grace=grace,
+                lifetime_exceeded=self._lifetime_exceeded)
+            _LIVE_SERVERS.discard(self)
+            return self._report
+
+    def _release_address(self) -> bool:
+        """Remove a Unix socket file left behind; say whether a TCP port is still held."""
+        if isinstance(self.address, UnixAddress):
+            try:
+                if stat.S_ISSOCK(os.lstat(self.address.path).st_mode):
+                    os.unlink(self.address.path)
+            except OSError:
+                pass
+            return False
+        return tcp_port_listened(self.address)
+
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
