@@ -153,7 +153,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for transport in target.transports():
             if transport not in selection.transports:
                 continue
-            marks = [getattr(pytest.mark, spec.family.name)]
+            marks = [getattr(pytest.mark, spec.family.name), pytest.mark.timeout(spec.time_limit)]
             reason = spec.not_on.get(transport)
             if reason is None and transport not in spec.transports:
                 reason = f"{spec.id} does not apply to {transport}"

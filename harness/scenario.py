@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from harness.targets import PROFILES, TRANSPORTS
 
 CATALOGUE_PACKAGE = "scenarios"
+# A safety net (pytest-timeout) over a scenario's own bounded waits: a scenario
+# that still runs after this long is stopped and reported as failed.
+DEFAULT_TIME_LIMIT = 120.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class ScenarioSpec:
     not_on: dict[str, str] = field(default_factory=dict)
     module: str = ""
     needs_process_control: bool = False
+    time_limit: float = DEFAULT_TIME_LIMIT
 
     def applies_to(self, profile: str) -> bool:
         return profile in self.profiles
@@ -59,6 +63,7 @@ def scenario(
     fresh_server: bool = False,
     not_on: dict[str, str] | None = None,
     needs_process_control: bool | None = None,
+    time_limit: float = DEFAULT_TIME_LIMIT,
 ) -> Callable[[Callable], Callable]:
     """Declare a scenario.
 
@@ -68,6 +73,7 @@ def scenario(
     ``needs_process_control``: the scenario starts, stops, signals or inspects
     the server's process (default: same as ``fresh_server``); it is skipped for
     a server that is already running (``--connect``).
+    ``time_limit``: seconds after which the whole scenario is stopped.
     """
 
     def declare(func: Callable) -> Callable:
@@ -91,6 +97,7 @@ def scenario(
             module=func.__module__,
             needs_process_control=fresh_server if needs_process_control is None
             else needs_process_control,
+            time_limit=time_limit,
         )
         return func
 
