@@ -39,6 +39,9 @@ POOL = pytest.StashKey[ServerPool]()
 START_FAILURES = pytest.StashKey[dict]()
 SERVER = pytest.StashKey[ServerUnderTest]()
 PROPERTY = "sockspec"
+# Extra facts about an item from other plugins (e.g. packet capture): a JSON
+# object with any of the ItemResult fields "pcap", "packet_summary", "metrics".
+EXTRA_PROPERTY = "sockspec-extra"
 
 
 @dataclass(frozen=True)
@@ -296,11 +299,15 @@ class ResultsReporter:
         self.run = collect_run_metadata(_invocation(config), VERSION)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for key, value in report.user_properties:
-            if key == PROPERTY:
-                self.collector.add_phase(
-                    report.nodeid, report.when, report.outcome, report.duration, json.loads(value)
-                )
+        records = [json.loads(v) for k, v in report.user_properties if k == PROPERTY]
+        extras = [json.loads(v) for k, v in report.user_properties if k == EXTRA_PROPERTY]
+        for record in records:
+            self.collector.add_phase(
+                report.nodeid, report.when, report.outcome, report.duration, record
+            )
+        if records:
+            for extra in extras:
+                self.collector.add_phase(report.nodeid, report.when, report.outcome, 0.0, extra)
 
     def document(self) -> dict:
         run = dict(self.run, workers=_worker_count(self.config))

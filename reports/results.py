@@ -58,6 +58,8 @@ class ItemResult:
     duration_s: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
     reproduce: str = ""
+    pcap: str = ""             # capture file, relative to the results file's directory
+    packet_summary: str = ""   # who sent FIN/RST, retransmissions, zero windows, gaps
 
 
 class ResultCollector:
@@ -75,6 +77,11 @@ class ResultCollector:
             item = self._items[nodeid] = ItemResult(nodeid=nodeid, **static)
         item.duration_s = round(item.duration_s + duration, 6)
         item.metrics.update(record.get("metrics") or {})
+        for key in ("pcap", "packet_summary"):
+            if record.get(key):
+                setattr(item, key, record[key])
+        if "evidence" not in record:  # a record of extra facts only, not of a phase
+            return
         evidence = record.get("evidence") or ""
         new_outcome = _phase_outcome(when, outcome)
         if new_outcome is None:

@@ -66,3 +66,15 @@ def test_load_rejects_bad_files(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(ResultsFormatError, match=message):
         load_results(path)
+
+
+def test_extra_facts_record_adds_fields_without_changing_outcome():
+    c = ResultCollector()
+    phases(c, "a", ("setup", "passed", "", {}), ("call", "failed", "RST seen", {}))
+    c.add_phase("a", "teardown", "passed", 0.0,
+                {"pcap": "pcaps/a.pcap", "packet_summary": "server sent RST at 0.12 s",
+                 "metrics": {"retransmissions": 0}})
+    (item,) = c.items()
+    assert item.outcome == "failed" and item.evidence == "RST seen"
+    assert item.pcap == "pcaps/a.pcap" and item.packet_summary.startswith("server sent RST")
+    assert item.metrics == {"retransmissions": 0}
