@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from sockspec_runner import PROJECT, run_sockspec, server_cmd
 
+pytestmark = pytest.mark.selftest
+
 HOSTILE = PROJECT / "fixtures" / "hostile"
 
 # hostile server -> (profile, expected outcome of the basic scenario, evidence fragments:

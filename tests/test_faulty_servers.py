@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from sockspec_runner import PROJECT, run_sockspec, server_cmd
 
+pytestmark = pytest.mark.selftest
+
 FAULTY_DIR = PROJECT / "fixtures" / "faulty"
 
 
