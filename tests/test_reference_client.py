@@ -527,11 +527,12 @@ def test_ping_pong_returns_one_time_per_round(transport: str) -> None:
 
 
 def test_ping_pong_detects_a_wrong_echo() -> None:
-    def uppercase(conn: socket.socket) -> None:
+    def corrupt_sixth_byte(conn: socket.socket) -> None:
+        # The ping message is bytes 33 + i % 89: offset 5 holds "&" (38).
         while chunk := conn.recv(65536):
-            conn.sendall(chunk.replace(b"\x05", b"\x06"))
+            conn.sendall(chunk.replace(b"&", b"?"))
 
-    with peer("tcp", uppercase) as running:
+    with peer("tcp", corrupt_sixth_byte) as running:
         with pytest.raises(PeerError, match="round 0: echo differs at offset 5"):
             ping_pong(running.address, 64, 3, timeout=CLIENT_TIMEOUT_S)
 

@@ -166,13 +166,15 @@ def download(
     expect_digest: str | None,
     timeout: float,
     sink: BodySink | None = None,
+    await_close: bool = True,
 ) -> HttpResponse:
     """``fetch`` and insist on 200, a complete body, and the expected length/digest.
 
     Raises PeerError with a one-line reason (status, short body with counts and
-    FIN/RST/timeout, reset, extra bytes, length or digest mismatch).
+    FIN/RST/timeout, reset, extra bytes, length or digest mismatch). With
+    ``await_close=False`` how the stream ends after the body is not judged.
     """
-    response = fetch(address, path, timeout=timeout, sink=sink)
+    response = fetch(address, path, timeout=timeout, sink=sink, await_close=await_close)
     reason = response.problem(expect_length=expect_length, expect_digest=expect_digest)
     if reason is not None:
         raise PeerError(f"GET {path} from {resolve_target(address)}: {reason}")
