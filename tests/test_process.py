@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness import process
+from harness.allocate import PortAllocator
 from harness.errors import AddressError, ConnectError, ServerStartError
 from harness.process import (
     LOG_FILE_CAP,
@@ -50,13 +51,14 @@ LOG_NOTE_MAX = 200       # the truncation note appended to a capped log file
 # -- helpers --------------------------------------------------------------------------
 
 
+PORTS = PortAllocator()  # below the ephemeral range: clients' source ports never land there
+
+
 def free_tcp_port(consecutive: int = 1) -> int:
     """A port P on 127.0.0.1 such that P .. P+consecutive-1 were all free just now."""
     for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port + consecutive <= 65535 and all(_bindable(port + i) for i in range(consecutive)):
+        port = PORTS.allocate()
+        if all(_bindable(port + i) for i in range(consecutive)):
             return port
     raise RuntimeError("no free port range found")
 

@@ -22,9 +22,9 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
-from harness.errors import AddressError, ConnectError, ServerStartError
+from harness.errors import AddressError, ConnectError, ServerStartError, SockspecError
 from harness.process.output import OutputDrain, open_logs
 from harness.process.tree import (
     TOKEN_ENV,
@@ -42,6 +42,7 @@ WATCH_INTERVAL = 0.2            # seconds between ancestry snapshots / reaping /
 KILL_WAIT = 1.0                 # SIGKILL ends a task at once unless it sleeps in D state
 START_FAILURE_GRACE = 0.5       # SIGTERM grace when start() gives up
 CONNECT_ATTEMPT_TIMEOUT = 1.0   # a full TCP backlog drops SYNs; do not hang on one attempt
+REAP_WAIT = 1.0                 # for zombies reparented to us as the leader exits
 
 # The one piece of module state: atexit and signal handlers get no arguments, so
 # stop_all() needs a registry to find servers still running. Weak, so it never keeps
@@ -158,7 +159,8 @@ class ServerProcess:
     """One running server under test. Create with ServerProcess.start()."""
 
     def __init__(self, spec: LaunchSpec, popen: subprocess.Popen[bytes], token: str,
-                 logs: tuple[BinaryIO, BinaryIO], lifetime: float) -> None:
+                 logs: tuple[BinaryIO, BinaryIO], lifetime: float,
+                 stdout_observer: Callable[[bytes], None] | None = None) -> None:
         self.spec, self.address = spec, spec.address
         self.pid = self.pgid = popen.pid
         self._popen = popen
@@ -174,7 +176,8 @@ class ServerProcess:
         self._lifetime_exceeded = False
         self._lifetime_deadline = time.monotonic() + lifetime
         assert popen.stdout is not None and popen.stderr is not None
-        self._stdout = OutputDrain(popen.stdout, logs[0], f"{spec.name}-stdout")
+        self._stdout = OutputDrain(popen.stdout, logs[0], f"{spec.name}-stdout",
+                                   observer=stdout_observer)
         self._stderr = OutputDrain(popen.stderr, logs[1], f"{spec.name}-stderr")
         self.stdout_path, self.stderr_path = self._stdout.path, self._stderr.path
         self._watch_stop = threading.Event()
@@ -187,37 +190,10 @@ class ServerProcess:
     def start(cls, spec: LaunchSpec, *, log_dir: Path, ready_timeout: float = 10.0,
               lifetime: float = 900.0) -> ServerProcess:
         deadline = time.monotonic() + ready_timeout
-        if not spec.argv:
-            raise ServerStartError(f"{spec.name}: empty command line")
         if not spec.address.is_loopback():
             raise AddressError(f"{spec.name}: {spec.address} is not a loopback address; "
                                f"servers under test may only be reached on loopback")
-        try:
-            become_subreaper()
-        except OSError as exc:
-            raise ServerStartError(f"{spec.name}: cannot become a child subreaper: "
-                                   f"{exc.strerror}") from None
-        logs = open_logs(Path(log_dir), spec.name)
-        token = secrets.token_hex(16)
-        try:
-            popen = subprocess.Popen(
-                spec.argv, cwd=spec.cwd, env={**os.environ, **(spec.env or {}), TOKEN_ENV: token},
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                close_fds=True, start_new_session=True)
-        except OSError as exc:
-            for log in logs:
-                log.close()
-            if exc.filename is not None and str(exc.filename) == str(spec.cwd):
-                raise ServerStartError(f"{spec.name}: cannot change to directory {spec.cwd}: "
-                                       f"{exc.strerror}") from None
-            raise ServerStartError(
-                f"{spec.name}: cannot start {spec.argv[0]}: {exc.strerror}") from None
-        try:
-            server = cls(spec, popen, token, logs, lifetime)
-        except BaseException:
-            os.killpg(popen.pid, signal.SIGKILL)
-            popen.wait()
-            raise
+        server = cls._spawn(spec, log_dir=log_dir, lifetime=lifetime)
         try:
             if wait_until_accepting(spec.address, deadline, proc_alive=server._may_still_listen):
                 return server
@@ -234,6 +210,45 @@ class ServerProcess:
                                    f"{spec.address}; stderr: {said}")
         raise ServerStartError(f"{spec.name} did not accept on {spec.address} "
                                f"within {ready_timeout:g} s")
+
+    @classmethod
+    def _spawn(cls, spec: LaunchSpec, *, log_dir: Path, lifetime: float,
+               stdin: BinaryIO | int = subprocess.DEVNULL,
+               stdout_observer: Callable[[bytes], None] | None = None,
+               start_error: type[SockspecError] = ServerStartError) -> Self:
+        """Start ``spec.argv`` in a new session and process group, output drained; no waiting.
+
+        Shared by servers (start() then waits for readiness) and run-to-completion
+        clients (harness.process.client). Raises ``start_error`` with one line.
+        """
+        if not spec.argv:
+            raise start_error(f"{spec.name}: empty command line")
+        try:
+            become_subreaper()
+        except OSError as exc:
+            raise start_error(f"{spec.name}: cannot become a child subreaper: "
+                              f"{exc.strerror}") from None
+        logs = open_logs(Path(log_dir), spec.name)
+        token = secrets.token_hex(16)
+        try:
+            popen = subprocess.Popen(
+                spec.argv, cwd=spec.cwd, env={**os.environ, **(spec.env or {}), TOKEN_ENV: token},
+                stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                close_fds=True, start_new_session=True)
+        except OSError as exc:
+            for log in logs:
+                log.close()
+            if exc.filename is not None and str(exc.filename) == str(spec.cwd):
+                raise start_error(f"{spec.name}: cannot change to directory {spec.cwd}: "
+                                  f"{exc.strerror}") from None
+            raise start_error(
+                f"{spec.name}: cannot start {spec.argv[0]}: {exc.strerror}") from None
+        try:
+            return cls(spec, popen, token, logs, lifetime, stdout_observer)
+        except BaseException:
+            os.killpg(popen.pid, signal.SIGKILL)
+            popen.wait()
+            raise
 
     # -- observation -------------------------------------------------------------
 
@@ -367,6 +382,25 @@ class ServerProcess:
             if self._report is None:
                 self._signal_all(sig, self._snapshot())
 
+    def _reap_until_gone(self, deadline: float) -> None:
+        """Reap the leader and every attributed zombie, until none is left or the deadline.
+
+        One pass is not enough: a child that died while the leader still ran is a
+        zombie of the leader's, and only becomes ours (the subreaper's) as the
+        leader exits, possibly after the pass that reaped the others.
+        """
+        harness_pid = os.getpid()
+        while True:
+            if self._leader_exited() and not self._leader_lost and self._popen.returncode is None:
+                self._popen.wait()  # dead already: returns at once; the pgid is released
+            found = self._snapshot()
+            self._reap_orphans(found)
+            ours = [info for info in found.values()
+                    if info.live or (info.state == "Z" and info.ppid == harness_pid)]
+            if not ours or time.monotonic() >= deadline:
+                return
+            time.sleep(0.01)
+
     def _wait_gone(self, deadline: float, sig: int, signalled: set[Identity]) -> bool:
         delay = 0.005
         while True:
@@ -412,10 +446,9 @@ class ServerProcess:
                 needed_sigkill = first_signal != signal.SIGKILL
                 self._signal_all(signal.SIGKILL, self._snapshot())
                 self._wait_gone(time.monotonic() + KILL_WAIT, signal.SIGKILL, set())
+            self._reap_until_gone(time.monotonic() + REAP_WAIT)
             final = self._snapshot()
             leftovers = sorted(pid for pid, info in final.items() if info.live)
-            if self._leader_exited() and not self._leader_lost:
-                self._popen.wait()  # dead already: returns at once; the pgid is released
             if threading.current_thread() is not self._watcher:
                 self._watcher.join(timeout=2 * WATCH_INTERVAL)
             drains_deadline = time.monotonic() + 0.5
