@@ -14,10 +14,12 @@ import os
 import sys
 from pathlib import Path
 
+from harness.client_targets import load_target_file
 from harness.errors import SockspecError, UsageError
+from harness.measure.settings import check_environment as check_measurement_sizes
 from harness.scenario import load_catalogue
 from harness.selection import build_selection
-from harness.targets import TRANSPORTS, load_targets
+from harness.targets import TRANSPORTS
 from reports.results import ResultsFormatError
 
 PYTEST_EXIT_TO_SOCKSPEC = {0: 0, 1: 1, 2: 1, 3: 1, 4: 2}
@@ -70,9 +72,15 @@ def build_parser() -> ArgumentParser:
 
     listing = commands.add_parser("list", help="list every scenario")
     listing.add_argument("--family", help="only this family")
+    listing.add_argument("--kind", choices=["server", "client"],
+                         help="only the scenarios judging servers, or only those judging clients")
 
     targets = commands.add_parser("targets", help="validate and list a targets file")
     targets.add_argument("file")
+
+    commands.add_parser(
+        "bench", add_help=False,
+        help="compare sockspec with the C baselines and sockperf (options: bench --help)")
 
     report = commands.add_parser("report", help="render results JSON as HTML")
     report.add_argument("results", nargs="+", metavar="RESULTS.json",
@@ -86,6 +94,7 @@ def command_run(args: argparse.Namespace) -> int:
         raise UsageError(f"-n wants a number or 'auto', got {args.workers!r}")
     if args.ready_timeout <= 0:
         raise UsageError("--ready-timeout must be positive")
+    check_measurement_sizes()  # SOCKSPEC_* sizes beyond this host's limits: one line, exit 2
     selection = build_selection(
         targets_file=args.targets, target_names=args.target, transports=args.transport,
         server_cmd=args.server_cmd, profile=args.profile, scenarios=args.selectors,
@@ -118,7 +127,7 @@ def command_run(args: argparse.Namespace) -> int:
     if args.exitfirst:
         pytest_args.append("-x")
     pytest_args += args.pytest_args
-    if not selection.targets:
+    if not selection.targets and not selection.clients:
         raise UsageError("no target selected")
 
     import pytest
@@ -133,6 +142,8 @@ def command_run(args: argparse.Namespace) -> int:
 
 def command_list(args: argparse.Namespace) -> int:
     specs = load_catalogue()
+    if args.kind:
+        specs = [s for s in specs if s.kind == args.kind]
     if args.family:
         specs = [s for s in specs if s.family.name == args.family]
         if not specs:
@@ -147,10 +158,19 @@ def command_list(args: argparse.Namespace) -> int:
 
 
 def command_targets(args: argparse.Namespace) -> int:
-    for target in load_targets(args.file):
+    declared = load_target_file(args.file)
+    for target in declared.servers:
         transports = ",".join(target.transports())
         print(f"{target.name}  profile={target.profile}  transports={transports}")
         for label, argv in (("tcp", target.tcp), ("unix", target.unix)):
+            if argv:
+                print(f"  {label}: {' '.join(argv)}")
+    for client in declared.clients:
+        transports = ",".join(client.transports())
+        print(f"{client.name}  client  profile={client.profile}  transports={transports}  "
+              f"output={client.output}  success={client.success_status}  "
+              f"failure={client.describe_failure_statuses()}  timeout_s={client.timeout_s:g}")
+        for label, argv in (("tcp", client.tcp), ("unix", client.unix)):
             if argv:
                 print(f"  {label}: {' '.join(argv)}")
     return 0
@@ -166,8 +186,14 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_bench(args: argparse.Namespace) -> int:
+    from harness.measure.bench import main as bench_main
+
+    return bench_main(args.bench_args)
+
+
 COMMANDS = {"run": command_run, "list": command_list, "targets": command_targets,
-            "report": command_report}
+            "report": command_report, "bench": command_bench}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     # Everything after "--" belongs to pytest; argparse must not see it.
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     own = argv[:argv.index("--")] if "--" in argv else argv
+    if own[:1] == ["bench"]:  # the benchmark has its own options
+        return command_bench(argparse.Namespace(bench_args=own[1:] + extra))
     try:
         args = build_parser().parse_args(own)
         args.pytest_args = extra

@@ -1,0 +1,5 @@
+import sys
+
+from harness.measure.cli import main
+
+sys.exit(main())

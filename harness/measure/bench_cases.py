@@ -1,0 +1,219 @@
+"""The benchmark's comparisons: each returns a Comparison of medians (see bench_report).
+
+Sizes follow shared/bench/RESULTS.md so the figures can be read against it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.allocate import PortAllocator
+from harness.measure import baselines
+from harness.measure.bench_report import Comparison, Goal, compare
+from harness.measure.concurrent import hold_concurrent
+from harness.measure.connrate import ConnRateRequest, run_connection_rate
+from harness.measure.latency import PingPongRequest, run_ping_pong
+from harness.measure.sockets import pinned
+from harness.measure.throughput import write_pattern_file
+from harness.process import tcp_port_listened
+from harness.transport import TcpAddress
+
+PIN_CPU = 1
+MESSAGE_BYTES = 64
+ROUND_TRIPS = 100_000
+WARMUP = 5_000
+CONN_RATE_SECONDS = 3.0
+FILE_BYTES = 512 * 1024 * 1024
+RECV_BUFFER = 1024 * 1024
+LISTEN_WAIT_S = 10.0
+# Unverified connections per generator. Each generator's connections spread over as
+# many SO_REUSEPORT servers as there are generators, so each accept queue (backlog
+# capped at somaxconn 4096) sees about this many at most. holdconns caps only
+# connects in progress, which on loopback complete inside connect(): no cap at all.
+HOLD_INFLIGHT = 3000
+
+
+@dataclass
+class BenchContext:
+    binaries: dict[str, Path]
+    work: Path
+    ports: PortAllocator
+    runs: int
+
+    def address(self) -> TcpAddress:
+        return TcpAddress("127.0.0.1", self.ports.allocate("127.0.0.1"))
+
+
+def sockspec_p50_us(address: TcpAddress) -> float:
+    result = run_ping_pong(address, PingPongRequest(size=MESSAGE_BYTES, count=ROUND_TRIPS,
+                                                    warmup=WARMUP, cpus=(PIN_CPU,)))
+    if not result.ok:
+        raise baselines.BenchError(f"sockspec ping-pong failed: {result.describe()}")
+    return result.histogram.value_at_ns(50) / 1000
+
+
+def latency_vs_pingpong(ctx: BenchContext) -> Comparison:
+    address = ctx.address()
+    with baselines.running(baselines.echo_epoll_argv(ctx.binaries, address), address,
+                           "echo_epoll", ctx.work, cpu=PIN_CPU):
+        return compare(
+            "latency_p50_vs_pingpong_pinned", "µs", "shared/bench/pingpong (C)",
+            Goal("lower", 1.05), ctx.runs, lambda: sockspec_p50_us(address),
+            lambda: baselines.pingpong_p50_us(ctx.binaries, address, MESSAGE_BYTES,
+                                              ROUND_TRIPS, WARMUP, PIN_CPU),
+            note=f"{MESSAGE_BYTES}-byte TCP ping-pong against echo_epoll (C); client and "
+                 f"server on CPU {PIN_CPU}; {ROUND_TRIPS} round trips after {WARMUP} warm-up")
+
+
+def latency_vs_sockperf(ctx: BenchContext) -> Comparison:
+    address, sockperf_port = ctx.address(), ctx.address().port
+    with baselines.running(baselines.echo_epoll_argv(ctx.binaries, address), address,
+                           "echo_epoll", ctx.work, cpu=PIN_CPU):
+        return compare(
+            "latency_p50_vs_sockperf_pinned", "µs", "sockperf pp --tcp against sockperf sr",
+            Goal("lower", 1.05), ctx.runs, lambda: sockspec_p50_us(address),
+            lambda: baselines.sockperf_p50_us(sockperf_port, MESSAGE_BYTES, 3, PIN_CPU),
+            note="sockspec against echo_epoll, sockperf against its own server; each pair "
+                 f"on CPU {PIN_CPU}; {MESSAGE_BYTES}-byte messages, --full-rtt")
+
+
+def reference_echo_vs_echo_epoll(ctx: BenchContext) -> Comparison:
+    c_address, py_address = ctx.address(), ctx.address()
+    reference = [sys.executable, "-m", "harness.reference.server", "--profile", "echo",
+                 "-p", str(py_address.port)]
+    with baselines.running(baselines.echo_epoll_argv(ctx.binaries, c_address), c_address,
+                           "echo_epoll", ctx.work, cpu=PIN_CPU), \
+            baselines.running(reference, py_address, "reference-echo", ctx.work, cpu=PIN_CPU):
+        return compare(
+            "reference_echo_p50_vs_echo_epoll_pinned", "µs", "shared/bench/echo_epoll (C)",
+            Goal("lower", 1.1), ctx.runs, lambda: sockspec_p50_us(py_address),
+            lambda: sockspec_p50_us(c_address),
+            note="the sockspec client against the reference echo server (Python, a thread "
+                 f"per connection) and against echo_epoll; everything on CPU {PIN_CPU}")
+
+
+def concurrent_case(total: int, processes: int, sources: int) -> Callable[[BenchContext],
+                                                                          Comparison]:
+    def case(ctx: BenchContext) -> Comparison:
+        address = ctx.address()
+        argv = baselines.echo_epoll_argv(ctx.binaries, address, reuseport=processes > 1)
+
+        def sockspec() -> float:
+            result = hold_concurrent([address], total, timeout_s=120, inflight=HOLD_INFLIGHT)
+            if not result.ok:
+                raise baselines.BenchError(f"sockspec concurrent: {result.describe()}")
+            return result.hold.setup_s
+
+        with baselines.running(argv, address, "echo_epoll", ctx.work, processes=processes):
+            return compare(
+                f"concurrent_{total // 1000}k_setup", "s", "shared/bench/holdconns (C)",
+                Goal("lower", 1.3), ctx.runs, sockspec,
+                lambda: baselines.holdconns_setup_s(ctx.binaries, address, total, processes,
+                                                    sources),
+                note=f"connect + one verified 8-byte echo per connection, all held; "
+                     f"{processes} echo_epoll -R server(s); holdconns: {processes} "
+                     f"process(es), {sources} source address(es); sockspec plans its own")
+    return case
+
+
+def connection_rate(ctx: BenchContext) -> Comparison:
+    address = ctx.address()
+
+    def sockspec() -> float:
+        result = run_connection_rate(address, ConnRateRequest(duration_s=CONN_RATE_SECONDS))
+        if result.failures:
+            raise baselines.BenchError(f"sockspec connection rate: {result.describe()}")
+        return result.conn_per_s
+
+    with baselines.running(baselines.echo_epoll_argv(ctx.binaries, address), address,
+                           "echo_epoll", ctx.work):
+        return compare(
+            "connection_rate", "conn/s", "shared/bench/crr (C)", Goal("higher", 0.9),
+            ctx.runs, sockspec,
+            lambda: baselines.crr_conn_per_s(ctx.binaries, address, CONN_RATE_SECONDS),
+            note=f"connect, 1-byte echo, close (FIN) for {CONN_RATE_SECONDS:g} s against "
+                 "echo_epoll; unpinned")
+
+
+def receive_all(address: TcpAddress, request: bytes) -> tuple[int, float]:
+    """Connect, send ``request``, read until EOF into one reused buffer: (bytes, seconds)."""
+    buffer = bytearray(RECV_BUFFER)
+    total, head = 0, None if request else 0
+    started = time.perf_counter()
+    with socket.create_connection(address.sockaddr, timeout=30) as sock:
+        if request:
+            sock.sendall(request)
+        while count := sock.recv_into(buffer):
+            if head is None:
+                end = bytes(buffer[:count]).find(b"\r\n\r\n")
+                head = end + 4 if end >= 0 else None
+            total += count
+    return total - (head or 0), time.perf_counter() - started
+
+
+def sendfile_throughput(ctx: BenchContext) -> Comparison:
+    root = ctx.work / "root"
+    root.mkdir(exist_ok=True)
+    path = root / "bench.bin"
+    write_pattern_file(path, FILE_BYTES)
+    py_address = ctx.address()
+    reference = [sys.executable, "-m", "harness.reference.server", "--profile", "http",
+                 "-p", str(py_address.port), "-r", str(root)]
+
+    def reference_gbs() -> float:
+        with pinned((PIN_CPU,)):
+            got, seconds = receive_all(py_address, b"GET /bench.bin HTTP/1.0\r\n\r\n")
+        if got != FILE_BYTES:
+            raise baselines.BenchError(f"reference http sent {got} of {FILE_BYTES} bytes")
+        return got / seconds / 1e9
+
+    def sf_server_gbs() -> float:
+        address = ctx.address()
+        server = subprocess.Popen(
+            [str(ctx.binaries["sf_server"]), "-l", f"tcp:{address.hostport}", "-f", str(path),
+             "-m", "sendfile", "-T", "120"], start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            os.sched_setaffinity(server.pid, {PIN_CPU})
+            deadline = time.monotonic() + LISTEN_WAIT_S
+            while not tcp_port_listened(address):
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise baselines.BenchError("sf_server did not listen")
+                time.sleep(0.01)
+            with pinned((PIN_CPU,)):
+                got, seconds = receive_all(address, b"")
+        finally:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGTERM)
+            server.wait(LISTEN_WAIT_S)
+        return got / seconds / 1e9
+
+    with open(path, "rb") as warm:  # page-cache warm for both
+        while warm.read(RECV_BUFFER * 8):
+            pass
+    with baselines.running(reference, py_address, "reference-http", ctx.work, cpu=PIN_CPU):
+        return compare(
+            "reference_http_sendfile_gbs", "GB/s", "shared/bench/sf_server -m sendfile (C)",
+            Goal("higher", 0.9), ctx.runs, reference_gbs, sf_server_gbs,
+            note=f"the same {FILE_BYTES >> 20} MiB file (page-cache warm) to the same Python "
+                 f"receiver (recv_into 1 MiB, no hashing); server and receiver on CPU {PIN_CPU}")
+
+
+CASES: dict[str, Callable[[BenchContext], Comparison]] = {
+    "latency_vs_pingpong": latency_vs_pingpong,
+    "latency_vs_sockperf": latency_vs_sockperf,
+    "reference_echo_vs_echo_epoll": reference_echo_vs_echo_epoll,
+    "concurrent_10k": concurrent_case(10_000, 1, 1),
+    "concurrent_50k": concurrent_case(50_000, 3, 4),
+    "concurrent_100k": concurrent_case(100_000, 6, 8),
+    "connection_rate": connection_rate,
+    "sendfile_throughput": sendfile_throughput,
+}

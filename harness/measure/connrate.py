@@ -1,0 +1,162 @@
+"""Connection rate (netperf TCP_CRR): connect, one small exchange, close; repeat.
+
+One loop per generator, for a fixed time or a maximum count, whichever comes
+first. Each connection is timed from socket() to close(); failures are counted
+by errno name (ECONNREFUSED, ECONNRESET, EADDRNOTAVAIL, EMFILE, timeout, EOF,
+mismatch) instead of ending the run. A server that refuses everything would
+turn the loop into a storm of instant failures, so the loop stops after
+``max_failures`` of them and says so.
+
+With close_with_reset the client closes by RST (SO_LINGER 0) and leaves no
+TIME_WAIT socket; by default it closes with FIN, as ordinary clients do.
+Loopback with net.ipv4.tcp_tw_reuse=2 reuses TIME_WAIT ports for new
+connects, so FIN closes do not exhaust the 28232 ephemeral ports.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+
+from harness.measure.histogram import LatencyHistogram
+from harness.measure.latency import message_for
+from harness.measure.plan import ImpossibleLoad, check_cpus, check_positive
+from harness.measure.sockets import (
+    RST_LINGER,
+    failure_name,
+    pinned,
+    resolve_destination,
+    set_io_timeouts,
+)
+from harness.transport import Address, TcpAddress
+
+DEFAULT_MAX_FAILURES = 1000
+
+
+@dataclass(frozen=True)
+class ConnRateRequest:
+    duration_s: float = 1.0
+    max_connections: int = 1_000_000
+    payload_size: int = 1
+    timeout_s: float = 5.0              # bound on connect and on each send/recv
+    close_with_reset: bool = False
+    max_failures: int = DEFAULT_MAX_FAILURES
+    cpus: tuple[int, ...] | None = None
+
+    def validate(self) -> None:
+        check_positive("duration (seconds)", self.duration_s)
+        check_positive("timeout (seconds)", self.timeout_s)
+        if self.max_connections < 1:
+            raise ImpossibleLoad(f"maximum connection count must be at least 1, "
+                                 f"not {self.max_connections}")
+        if not 1 <= self.payload_size <= 65536:
+            raise ImpossibleLoad(f"payload size must be within 1..65536 bytes, "
+                                 f"not {self.payload_size}")
+        if self.max_failures < 1:
+            raise ImpossibleLoad(f"max_failures must be at least 1, not {self.max_failures}")
+        check_cpus(self.cpus, os.sched_getaffinity(0))
+
+
+@dataclass
+class ConnRateResult:
+    histogram: LatencyHistogram          # per successful connection, socket() to close()
+    attempted: int
+    succeeded: int
+    elapsed_s: float
+    failures: dict[str, int] = field(default_factory=dict)
+    first_failure: str | None = None
+    stopped_early: bool = False          # hit max_failures
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
+
+    @property
+    def conn_per_s(self) -> float:
+        return self.succeeded / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def describe(self) -> str:
+        text = (f"{self.succeeded} of {self.attempted} connections succeeded in "
+                f"{self.elapsed_s:.2f} s ({self.conn_per_s:.0f}/s)")
+        if self.failures:
+            text += f"; failures {self.failures}; first: {self.first_failure}"
+        if self.stopped_early:
+            text += "; stopped early after too many failures"
+        return text
+
+
+def run_connection_rate(address: str | Address, request: ConnRateRequest) -> ConnRateResult:
+    request.validate()
+    target = resolve_destination(address)
+    with pinned(request.cpus):
+        return _run(target, request)
+
+
+def _run(target: Address, request: ConnRateRequest) -> ConnRateResult:
+    payload = message_for(request.payload_size)
+    size = len(payload)
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    family, sockaddr = target.family, target.sockaddr
+    nodelay = isinstance(target, TcpAddress)
+    clock = time.perf_counter_ns
+    samples: list[int] = []
+    failures: dict[str, int] = {}
+    first_failure = None
+    attempted = 0
+    started = clock()
+    end = started + int(request.duration_s * 1e9)
+    now = started
+    while now < end and attempted < request.max_connections:
+        attempted += 1
+        began = now
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            set_io_timeouts(sock, request.timeout_s)
+            sock.connect(sockaddr)
+            if nodelay:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(payload)
+            got = 0
+            while got < size:
+                more = sock.recv_into(view[got:])
+                if not more:
+                    raise _Ended(got, size)
+                got += more
+            if buffer != payload:
+                raise _Ended(got, size, mismatch=True)
+            if request.close_with_reset:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)
+            sock.close()
+            now = clock()
+            samples.append(now - began or 1)
+            continue
+        except (OSError, _Ended) as exc:
+            name = exc.name if isinstance(exc, _Ended) else failure_name(exc)
+            failures[name] = failures.get(name, 0) + 1
+            if first_failure is None:
+                first_failure = f"connection {attempted}: {name} ({_text(exc)})"
+            sock.close()
+        now = clock()
+        if sum(failures.values()) >= request.max_failures:
+            break
+    elapsed = (now - started) / 1e9
+    histogram = LatencyHistogram()
+    histogram.record_many(samples)
+    return ConnRateResult(histogram, attempted, len(samples), elapsed, failures, first_failure,
+                          stopped_early=sum(failures.values()) >= request.max_failures)
+
+
+class _Ended(Exception):
+    def __init__(self, got: int, size: int, *, mismatch: bool = False) -> None:
+        self.name = "mismatch" if mismatch else "EOF"
+        what = "echo differs from the payload" if mismatch else "peer closed before the echo"
+        super().__init__(f"{what}: {got} of {size} bytes")
+
+
+def _text(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__

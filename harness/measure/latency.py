@@ -1,0 +1,238 @@
+"""Ping-pong latency over one stream connection: closed loop and open loop.
+
+Closed loop (sockperf ping-pong, netperf TCP_RR): send a message, read its
+echo, repeat; each sample is one round trip. Warm-up round trips run first and
+are not recorded.
+
+Open loop (wrk2): requests are due at a fixed rate, request i at
+``start + i / rate``. A sender that falls behind (because the server stalled)
+sends late, and the latency of a request is measured from its *intended* send
+time, so the requests that could not even be sent during a stall count the
+stall. Without this, a closed loop records one slow sample for a one-second
+stall and hides the hundreds of users a real client population would have
+kept waiting ("coordinated omission"). The service time (from the actual
+send) is kept alongside.
+
+Samples go into a preallocated array during the run (the loop stays as short
+as a C client's) and into an HdrHistogram afterwards.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import time
+from dataclasses import dataclass, field
+
+from harness.measure.histogram import LatencyHistogram
+from harness.measure.plan import check_cpus, check_ping_pong, check_positive
+from harness.measure.sockets import (
+    failure_name,
+    open_stream,
+    pinned,
+    resolve_destination,
+    set_io_timeouts,
+)
+from harness.transport import Address
+
+SPIN_BELOW_NS = 200_000   # sleep() wakes 50-100 µs late; spin for the last 200 µs
+_NEVER = 1 << 62
+
+
+@dataclass(frozen=True)
+class PingPongRequest:
+    size: int = 64
+    count: int = 2000
+    warmup: int = 200
+    rate_per_s: float | None = None   # None: closed loop; else open loop at this rate
+    timeout_s: float = 5.0            # bound on connect and on every single send/recv
+    cpus: tuple[int, ...] | None = None
+    budget_s: float | None = None     # stop measuring after this long (not a failure)
+
+    def validate(self) -> None:
+        check_ping_pong(self.size, self.count, self.warmup, self.rate_per_s)
+        check_positive("timeout (seconds)", self.timeout_s)
+        if self.budget_s is not None:
+            check_positive("time budget (seconds)", self.budget_s)
+        check_cpus(self.cpus, os.sched_getaffinity(0))
+
+
+@dataclass
+class PingPongResult:
+    histogram: LatencyHistogram          # closed: round trips; open: from intended send time
+    service: LatencyHistogram            # from the actual send (same as histogram if closed)
+    requested: int
+    completed: int
+    elapsed_s: float
+    failures: dict[str, int] = field(default_factory=dict)
+    first_failure: str | None = None
+    mismatched_echoes: int = 0
+    stopped_at_budget: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Every round trip started came back intact (a time budget may cut the count)."""
+        return not self.failures and (self.completed == self.requested or self.stopped_at_budget)
+
+    def describe(self) -> str:
+        text = f"{self.completed} of {self.requested} round trips in {self.elapsed_s:.3f} s"
+        if self.stopped_at_budget:
+            text += " (stopped at the time budget)"
+        if self.failures:
+            text += f"; failures {self.failures}; first: {self.first_failure}"
+        return text
+
+
+class OpenLoopSchedule:
+    """When request i is due, and its latency measured from then (pure)."""
+
+    def __init__(self, start_ns: int, rate_per_s: float) -> None:
+        check_positive("request rate (per second)", rate_per_s)
+        self.start_ns = start_ns
+        self.interval_ns = 1e9 / rate_per_s
+
+    def intended_ns(self, index: int) -> int:
+        return self.start_ns + round(index * self.interval_ns)
+
+    def latency_ns(self, index: int, completed_ns: int) -> int:
+        return completed_ns - self.intended_ns(index)
+
+
+def message_for(size: int) -> bytes:
+    """Bytes 1..251 repeating: 251 is prime (no alignment with buffer sizes), and there is
+    no NUL, whose mishandling is binary-integrity's to judge, not a measurement's."""
+    return bytes(1 + i % 251 for i in range(size))
+
+
+def run_ping_pong(address: str | Address, request: PingPongRequest) -> PingPongResult:
+    """Connect, warm up, then measure ``request.count`` round trips; never raises for
+    the peer's failures (they are counted by errno name in the result)."""
+    request.validate()
+    target = resolve_destination(address)
+    with pinned(request.cpus):
+        return _run(target, request)
+
+
+def _run(target: Address, request: PingPongRequest) -> PingPongResult:
+    message = message_for(request.size)
+    total = request.warmup + request.count
+    rtt = array.array("q", bytes(8 * total))
+    late = array.array("q", bytes(8 * total)) if request.rate_per_s else None
+    failures: dict[str, int] = {}
+    first_failure = None
+    done = mismatched = 0
+    started = time.perf_counter()
+    stop_ns = (time.perf_counter_ns() + int(request.budget_s * 1e9)
+               if request.budget_s else _NEVER)
+    sock = open_stream(target)
+    try:
+        set_io_timeouts(sock, request.timeout_s)
+        sock.connect(target.sockaddr)
+        if late is None:
+            done, mismatched = _closed_loop(sock, message, total, rtt, stop_ns)
+        else:
+            done, mismatched = _open_loop(sock, message, total, rtt, late,
+                                          request.rate_per_s, request.warmup, stop_ns)
+    except OSError as exc:
+        failures[failure_name(exc)] = 1
+        first_failure = f"after {max(0, _done_of(rtt) - request.warmup)} round trips: " \
+                        f"{failure_name(exc)} ({exc.strerror or exc})"
+        done = _done_of(rtt)
+    except _EchoEnded as exc:
+        failures["EOF"] = 1
+        first_failure = str(exc)
+        done = exc.done
+    finally:
+        sock.close()
+    elapsed = time.perf_counter() - started
+    if mismatched:
+        failures["mismatch"] = mismatched
+        first_failure = first_failure or f"{mismatched} echoes differed from the message sent"
+    service = LatencyHistogram()
+    service.record_many(rtt[request.warmup:done])
+    histogram = service
+    if late is not None:
+        histogram = LatencyHistogram()
+        histogram.record_many(late[request.warmup:done])
+    return PingPongResult(histogram, service, request.count, max(0, done - request.warmup),
+                          elapsed, failures, first_failure, mismatched,
+                          stopped_at_budget=done < total and not failures)
+
+
+class _EchoEnded(Exception):
+    def __init__(self, done: int, got: int, size: int) -> None:
+        super().__init__(f"peer closed the connection during round trip {done} after "
+                         f"{got} of {size} echoed bytes")
+        self.done = done
+
+
+def _done_of(samples: array.array) -> int:
+    """Round trips completed: samples are strictly positive once written."""
+    for index, value in enumerate(samples):
+        if value == 0:
+            return index
+    return len(samples)
+
+
+def _closed_loop(sock, message: bytes, total: int, rtt: array.array, stop_ns: int
+                 ) -> tuple[int, int]:
+    """Round trips 0..total-1; returns (index reached, mismatched echoes)."""
+    size = len(message)
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    clock = time.perf_counter_ns
+    sendall, recv_into = sock.sendall, sock.recv_into
+    mismatched = 0
+    for index in range(total):
+        started = clock()
+        if started > stop_ns:
+            return index, mismatched
+        sendall(message)
+        got = recv_into(buffer)
+        while got < size:
+            more = recv_into(view[got:])
+            if not more:
+                raise _EchoEnded(index, got, size)
+            got += more
+        rtt[index] = clock() - started or 1
+        if buffer != message:
+            mismatched += 1
+    return total, mismatched
+
+
+def _open_loop(sock, message: bytes, total: int, rtt: array.array, late: array.array,
+               rate_per_s: float, warmup: int, stop_ns: int) -> tuple[int, int]:
+    size = len(message)
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    clock = time.perf_counter_ns
+    # The schedule starts after the warm-up, which runs closed-loop.
+    reached, mismatched = _closed_loop(sock, message, warmup, rtt, stop_ns)
+    if reached < warmup:
+        return reached, mismatched
+    schedule = OpenLoopSchedule(clock() + SPIN_BELOW_NS, rate_per_s)
+    for index in range(warmup, total):
+        due = schedule.intended_ns(index - warmup)
+        if due > stop_ns:
+            return index, mismatched
+        _wait_until(due, clock)
+        sent_at = clock()
+        sock.sendall(message)
+        got = 0
+        while got < size:
+            more = sock.recv_into(view[got:])
+            if not more:
+                raise _EchoEnded(index, got, size)
+            got += more
+        finished = clock()
+        rtt[index] = finished - sent_at or 1
+        late[index] = max(1, finished - due)
+        if buffer != message:
+            mismatched += 1
+    return total, mismatched
+
+
+def _wait_until(due_ns: int, clock) -> None:
+    while (remaining := due_ns - clock()) > 0:
+        if remaining > SPIN_BELOW_NS:
+            time.sleep((remaining - SPIN_BELOW_NS) / 1e9)

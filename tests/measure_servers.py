@@ -1,0 +1,141 @@
+"""Small in-process servers with scripted behaviour for the measurement tests.
+
+Each runs an accept thread plus a thread per connection and is stopped (listener
+closed, threads joined, Unix socket file removed) by its context manager.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+
+from harness.transport import Address, TcpAddress, UnixAddress
+
+Handler = Callable[[socket.socket], None]
+IDLE_TIMEOUT = 10.0
+
+
+class ScriptedServer:
+    def __init__(self, handler: Handler, *, unix: bool = False, backlog: int = 1024) -> None:
+        self.handler = handler
+        self.unix = unix
+        self.backlog = backlog
+        self.threads: list[threading.Thread] = []
+        self.connections: list[socket.socket] = []
+        self.accepted = 0
+
+    def __enter__(self) -> Address:
+        if self.unix:
+            self.dir = tempfile.mkdtemp(prefix="ss-")
+            path = os.path.join(self.dir, "s.sock")
+            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listener.bind(path)
+            self.address: Address = UnixAddress(path)
+        else:
+            self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.listener.bind(("127.0.0.1", 0))
+            self.address = TcpAddress("127.0.0.1", self.listener.getsockname()[1])
+        self.listener.listen(self.backlog)
+        self.listener.settimeout(0.05)
+        self.stopping = threading.Event()
+        accept = threading.Thread(target=self._accept, daemon=True)
+        accept.start()
+        self.threads.append(accept)
+        return self.address
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            conn.settimeout(IDLE_TIMEOUT)
+            self.connections.append(conn)
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            self.handler(conn)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopping.set()
+        self.listener.close()
+        for conn in self.connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in self.threads:
+            thread.join(IDLE_TIMEOUT)
+        if self.unix:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def echo(conn: socket.socket) -> None:
+    while data := conn.recv(65536):
+        conn.sendall(data)
+
+
+def echo_stalling_once(at_message: int, seconds: float) -> Handler:
+    """Echo; before replying to message number ``at_message`` (1-based), sleep."""
+    def handler(conn: socket.socket) -> None:
+        count = 0
+        while data := conn.recv(65536):
+            count += 1
+            if count == at_message:
+                time.sleep(seconds)
+            conn.sendall(data)
+    return handler
+
+
+def echo_delaying_each(seconds: float) -> Handler:
+    def handler(conn: socket.socket) -> None:
+        while data := conn.recv(65536):
+            time.sleep(seconds)
+            conn.sendall(data)
+    return handler
+
+
+def echo_in_two_pieces(pause: float) -> Handler:
+    """Echo each chunk as two sends with a pause between (a split reply)."""
+    def handler(conn: socket.socket) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while data := conn.recv(65536):
+            conn.sendall(data[:3])
+            time.sleep(pause)
+            conn.sendall(data[3:])
+    return handler
+
+
+def close_at_once(conn: socket.socket) -> None:
+    """Accept and close without reading: the client sees EOF (or a reset)."""
+
+
+def echo_first_then_close(conn: socket.socket) -> None:
+    data = conn.recv(65536)
+    conn.sendall(data)
+
+
+def echo_corrupted(conn: socket.socket) -> None:
+    while data := conn.recv(65536):
+        conn.sendall(bytes([data[0] ^ 0xFF]) + data[1:])
+
+
+def never_answer(conn: socket.socket) -> None:
+    """Hold the connection and read, but never write."""
+    while conn.recv(65536):
+        pass

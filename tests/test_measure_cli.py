@@ -1,0 +1,61 @@
+"""python -m harness.measure: measurements from the command line, bad input refused up front."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from measure_servers import ScriptedServer, close_at_once, echo
+
+from harness.measure.cli import main
+
+
+@pytest.mark.parametrize("argv", [
+    ["latency", "{a}", "--count", "300", "--warmup", "10"],
+    ["latency", "{a}", "--count", "200", "--warmup", "10", "--generators", "2"],
+    ["latency", "{a}", "--count", "200", "--warmup", "10", "--rate", "2000"],
+    ["connrate", "{a}", "--seconds", "0.2"],
+    ["connrate", "{a}", "--seconds", "0.2", "--generators", "2"],
+    ["concurrent", "{a}", "-n", "150"],
+    ["throughput", "{a}", "--bytes", "3000000"],
+])
+def test_each_measurement_runs_and_writes_its_metrics(argv, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    with ScriptedServer(echo) as address:
+        status = main([part.format(a=address) for part in argv] + ["--json", str(out)])
+    assert status == 0, capsys.readouterr()
+    written = json.loads(out.read_text())
+    assert written["ok"] is True and written["command"] == argv[0]
+    assert written["metrics"]
+    if argv[0] == "latency":
+        generators = int(argv[argv.index("--generators") + 1]) if "--generators" in argv else 1
+        assert written["metrics"]["latency_count"] == int(argv[3]) * generators
+
+
+def test_failures_exit_1():
+    with ScriptedServer(close_at_once) as address:
+        assert main(["concurrent", str(address), "-n", "20", "--timeout", "5"]) == 1
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["latency", "tcp:127.0.0.1:9", "--size", "0"], "at least 1 byte"),
+    (["latency", "tcp:127.0.0.1:9", "--rate", "0"], "rate"),
+    (["latency", "tcp:127.0.0.1:9", "--generators", "0"], "--generators"),
+    (["connrate", "tcp:127.0.0.1:9", "--seconds", "-1"], "duration"),
+    (["concurrent", "tcp:127.0.0.1:9", "-n", "2000000"], "RLIMIT_NOFILE"),
+    (["concurrent", "tcp:127.0.0.1:9", "-n", "-3"], "at least 1"),
+    (["throughput", "tcp:127.0.0.1:9", "--bytes", "-1"], "at least 1 byte"),
+    (["latency", "tcp:10.1.2.3:80"], "not a loopback address"),
+])
+def test_impossible_requests_are_one_line_and_exit_2(argv, words, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+
+
+def test_the_module_runs_as_a_command():
+    done = subprocess.run([sys.executable, "-m", "harness.measure", "concurrent",
+                           "tcp:127.0.0.1:9", "-n", "0"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("sockspec measure: ") and len(done.stderr.splitlines()) == 1

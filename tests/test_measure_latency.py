@@ -1,0 +1,148 @@
+"""Ping-pong latency: closed loop, open loop with coordinated-omission correction, failures."""
+
+import os
+
+import pytest
+from measure_servers import (
+    ScriptedServer,
+    close_at_once,
+    echo,
+    echo_corrupted,
+    echo_delaying_each,
+    echo_first_then_close,
+    echo_stalling_once,
+)
+
+from harness.measure.histogram import NS_PER_MS, LatencyHistogram
+from harness.measure.latency import (
+    OpenLoopSchedule,
+    PingPongRequest,
+    message_for,
+    run_ping_pong,
+)
+from harness.measure.plan import ImpossibleLoad
+from harness.transport import TcpAddress
+
+REQUEST_TIMEOUT = 5.0
+
+
+def simulate_open_loop(service_ns: list[int], rate_per_s: float) -> tuple[list[int], list[int]]:
+    """A sequential server and one open-loop sender: (latency from intended time,
+    service time) per request, using the schedule under test."""
+    schedule = OpenLoopSchedule(0, rate_per_s)
+    free_at = 0
+    from_intended, service = [], []
+    for index, cost in enumerate(service_ns):
+        sent = max(schedule.intended_ns(index), free_at)
+        free_at = sent + cost
+        from_intended.append(schedule.latency_ns(index, free_at))
+        service.append(cost)
+    return from_intended, service
+
+
+def test_schedule_is_a_fixed_rate():
+    schedule = OpenLoopSchedule(1_000, 1000.0)
+    assert [schedule.intended_ns(i) for i in range(3)] == [1_000, 1_001_000, 2_001_000]
+    assert schedule.latency_ns(2, 2_501_000) == 500_000
+    with pytest.raises(ImpossibleLoad):
+        OpenLoopSchedule(0, 0.0)
+
+
+def test_a_stall_counts_for_every_request_due_during_it():
+    # 100 requests/s for 10 s, each served in 1 ms, except one 1 s stall.
+    costs = [NS_PER_MS] * 1000
+    costs[500] = 1000 * NS_PER_MS
+    from_intended, service = simulate_open_loop(costs, 100.0)
+    corrected, uncorrected = LatencyHistogram(), LatencyHistogram()
+    corrected.record_many(from_intended)
+    uncorrected.record_many(service)
+    # The closed-loop view: one slow sample in 1000, p99 still 1 ms.
+    assert uncorrected.count_above_ns(10 * NS_PER_MS) == 1
+    assert uncorrected.value_at_ns(99) < 2 * NS_PER_MS
+    # From the intended send time: the ~100 requests due during the stall waited too.
+    assert corrected.count_above_ns(10 * NS_PER_MS) >= 99
+    assert corrected.value_at_ns(99) > 500 * NS_PER_MS
+    # HdrHistogram's own correction of the service times sees the same stall (it does
+    # not model the catch-up after it, so it counts the ~11 draining requests less).
+    hdr = LatencyHistogram()
+    for cost in service:
+        hdr.record_corrected(cost, 10 * NS_PER_MS)
+    assert 99 <= hdr.count_above_ns(10 * NS_PER_MS) <= corrected.count_above_ns(10 * NS_PER_MS)
+
+
+@pytest.mark.parametrize("unix", [False, True], ids=["tcp", "unix"])
+def test_closed_loop_counts_every_round_trip(unix):
+    with ScriptedServer(echo, unix=unix) as address:
+        result = run_ping_pong(address, PingPongRequest(size=100, count=500, warmup=50,
+                                                        timeout_s=REQUEST_TIMEOUT))
+    assert result.ok, result.describe()
+    assert result.completed == 500 and result.histogram.count == 500
+    assert result.histogram is result.service
+    assert result.histogram.min_ns > 0
+
+
+def test_open_loop_measures_from_the_intended_send_time():
+    # 500/s for 300 requests; the server stalls 200 ms before its 60th reply
+    # (the 10th after 50 warm-up round trips): ~100 requests were due meanwhile.
+    handler = echo_stalling_once(at_message=60, seconds=0.2)
+    with ScriptedServer(handler) as address:
+        result = run_ping_pong(address, PingPongRequest(size=16, count=300, warmup=50,
+                                                        rate_per_s=500.0,
+                                                        timeout_s=REQUEST_TIMEOUT))
+    assert result.ok, result.describe()
+    assert result.histogram.count == result.service.count == 300
+    late = result.histogram.count_above_ns(50 * NS_PER_MS)
+    slow_service = result.service.count_above_ns(50 * NS_PER_MS)
+    assert late >= 50, result.histogram.summary().describe()
+    assert slow_service < late / 5
+
+
+def test_a_refused_connection_is_counted_not_raised():
+    with ScriptedServer(echo) as address:
+        port = address.port
+    result = run_ping_pong(TcpAddress("127.0.0.1", port), PingPongRequest(count=10))
+    assert not result.ok and result.failures == {"ECONNREFUSED": 1}
+    assert result.completed == 0 and "ECONNREFUSED" in result.first_failure
+
+
+@pytest.mark.parametrize("handler", [echo_first_then_close, close_at_once])
+def test_a_closing_peer_is_counted_as_eof_or_reset(handler):
+    with ScriptedServer(handler) as address:
+        result = run_ping_pong(address, PingPongRequest(size=8, count=20, warmup=0,
+                                                        timeout_s=REQUEST_TIMEOUT))
+    assert not result.ok and result.completed < 20
+    # EOF or ECONNRESET, depending on whether our next send reached the closed socket
+    assert sum(result.failures.values()) == 1
+    assert set(result.failures) <= {"EOF", "ECONNRESET", "EPIPE"}, result.failures
+
+
+def test_a_wrong_echo_is_counted_as_mismatch():
+    with ScriptedServer(echo_corrupted) as address:
+        result = run_ping_pong(address, PingPongRequest(size=8, count=20, warmup=0,
+                                                        timeout_s=REQUEST_TIMEOUT))
+    assert result.failures == {"mismatch": 20} and result.mismatched_echoes == 20
+
+
+def test_the_time_budget_stops_measuring_without_failing():
+    with ScriptedServer(echo_delaying_each(0.02)) as address:
+        result = run_ping_pong(address, PingPongRequest(size=8, count=1000, warmup=0,
+                                                        budget_s=0.2,
+                                                        timeout_s=REQUEST_TIMEOUT))
+    assert result.ok and result.stopped_at_budget
+    assert 0 < result.completed < 1000
+    assert result.histogram.count == result.completed
+
+
+def test_pinning_runs_on_the_cpu_and_restores_the_mask():
+    before = os.sched_getaffinity(0)
+    cpu = min(before)
+    with ScriptedServer(echo) as address:
+        result = run_ping_pong(address, PingPongRequest(count=50, cpus=(cpu,)))
+    assert result.ok
+    assert os.sched_getaffinity(0) == before
+    with pytest.raises(ImpossibleLoad, match="cannot pin"):
+        PingPongRequest(cpus=(max(before) + 1000,)).validate()
+
+
+def test_messages_have_no_nul_bytes():
+    assert 0 not in message_for(1000) and len(message_for(1000)) == 1000
