@@ -68,6 +68,13 @@ def build_parser() -> ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="one line per item")
     run.add_argument("--ready-timeout", type=float, default=10.0, metavar="S",
                      help="seconds a server may take to start accepting (default 10)")
+    capture = run.add_mutually_exclusive_group()
+    capture.add_argument("--capture", action="store_true",
+                         help="keep a pcap of every TCP scenario (default: of failed ones)")
+    capture.add_argument("--no-capture", action="store_true",
+                         help="capture no packets at all")
+    run.add_argument("--capture-dir", metavar="DIR",
+                     help="where pcap files go (default: pcaps/ next to --json or --html)")
     run.epilog = "Arguments after '--' go to pytest unchanged."
 
     listing = commands.add_parser("list", help="list every scenario")
@@ -116,6 +123,10 @@ def command_run(args: argparse.Namespace) -> int:
         pytest_args += ["--root", os.path.abspath(args.root)] if args.root else []
     if args.allow_remote:
         pytest_args.append("--allow-remote")
+    if args.capture or args.no_capture:
+        pytest_args += ["--sockspec-capture", "all" if args.capture else "off"]
+    if args.capture_dir:
+        pytest_args += ["--sockspec-capture-dir", os.path.abspath(args.capture_dir)]
     for name in args.target:
         pytest_args += ["--target", name]
     for transport in args.transport:

@@ -42,3 +42,7 @@ class PeerError(SockspecError):
 
 class ServerStartError(SockspecError):
     """A server under test could not be started or never became ready."""
+
+
+class ClientStartError(SockspecError):
+    """A client under test could not be started at all (missing program, bad directory)."""

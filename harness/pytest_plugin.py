@@ -1,5 +1,10 @@
 """The pytest plugin: every (scenario x target x transport) becomes one pytest item.
 
+Server scenarios take the ``server`` fixture and run once per server under
+test; client scenarios (``@client_scenario``) take the ``client`` fixture and
+run once per client under test. Both flow through the same reporting path: a
+record's ``target`` is the server's or the client's name and ``kind`` says which.
+
 Loaded with ``-p harness.pytest_plugin`` (the project's pytest configuration
 and ``sockspec run`` both do this). Items carry their family as a marker, so
 ``-k``, ``-m <family>``, ``--lf``, ``-x``, ``-n auto`` and ``--junitxml``
@@ -25,7 +30,10 @@ import pytest
 
 from harness import process
 from harness.allocate import PortAllocator
+from harness.client_targets import ClientTarget
+from harness.clients import ClientUnderTest
 from harness.errors import ServerStartError, SockspecError
+from harness.packets import plugin as packets_plugin
 from harness.scenario import CATALOGUE_PACKAGE, ScenarioSpec, families, load_catalogue, spec_of
 from harness.selection import Selection, build_selection
 from harness.servers import ServerPool, ServerUnderTest, StartPolicy
@@ -38,6 +46,7 @@ SELECTION = pytest.StashKey[Selection]()
 POOL = pytest.StashKey[ServerPool]()
 START_FAILURES = pytest.StashKey[dict]()
 SERVER = pytest.StashKey[ServerUnderTest]()
+CLIENT = pytest.StashKey[ClientUnderTest]()
 PROPERTY = "sockspec"
 # Extra facts about an item from other plugins (e.g. packet capture): a JSON
 # object with any of the ItemResult fields "pcap", "packet_summary", "metrics".
@@ -46,14 +55,28 @@ EXTRA_PROPERTY = "sockspec-extra"
 
 @dataclass(frozen=True)
 class Case:
-    """One target over one transport: the parameter of the ``server`` fixture."""
+    """One target over one transport: the parameter of the ``server`` or ``client`` fixture."""
 
-    target: Target
+    target: Target | ClientTarget
     transport: str
 
     @property
     def id(self) -> str:
         return f"{self.target.name}-{self.transport}"
+
+    @property
+    def kind(self) -> str:
+        return "client" if isinstance(self.target, ClientTarget) else "server"
+
+
+CASE_FIXTURES = ("server", "client")  # a scenario's kind is the name of the fixture it takes
+
+
+def case_of(item: pytest.Item) -> Case | None:
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    found = next((params[name] for name in CASE_FIXTURES if name in params), None)
+    return found if isinstance(found, Case) else None
 
 
 class Metrics(dict):
@@ -65,9 +88,11 @@ class Metrics(dict):
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sockspec", "sockspec conformance harness")
-    group.addoption("--targets", metavar="FILE", help="targets TOML file of [[server]] tables")
+    group.addoption("--targets", metavar="FILE",
+                    help="targets TOML file of [[server]] and [[client]] tables")
     group.addoption("--target", metavar="NAME", action="append", default=[],
-                    help="run against this target (repeatable; default: the reference servers)")
+                    help="run against this server or client target (repeatable; default: the "
+                    "reference servers and clients)")
     group.addoption("--transport", action="append", default=[], choices=["tcp", "tcp6", "unix"],
                     help="transport to use (repeatable; default: all a target supports)")
     group.addoption("--server-cmd", metavar="CMD",
@@ -85,6 +110,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="seconds a server may take to accept its first connection")
     group.addoption("--sockspec-json", metavar="PATH", help="write the results JSON here")
     group.addoption("--sockspec-html", metavar="PATH", help="write the HTML report here")
+    packets_plugin.add_options(parser)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
@@ -127,6 +153,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[START_FAILURES] = {}
     policy = StartPolicy(ready_timeout=config.getoption("ready_timeout"))
     config.stash[POOL] = ServerPool(PortAllocator(), policy)
+    config.pluginmanager.register(packets_plugin.PacketCapturePlugin(config), "sockspec-packets")
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(ResultsReporter(config, selection), "sockspec-results")
 
@@ -146,11 +173,12 @@ def install_stop_on_sigterm() -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     spec = spec_of(metafunc.function)
-    if spec is None or "server" not in metafunc.fixturenames:
+    if spec is None or spec.kind not in metafunc.fixturenames:
         return
+    fixture = spec.kind
     selection = metafunc.config.stash[SELECTION]
     params = []
-    for target in selection.targets:
+    for target in selection.clients if spec.kind == "client" else selection.targets:
         if not spec.applies_to(target.profile):
             continue
         for transport in target.transports():
@@ -167,7 +195,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                 marks.append(pytest.mark.skip(reason=reason))
             case = Case(target, transport)
             params.append(pytest.param(case, marks=marks, id=case.id))
-    metafunc.parametrize("server", params, indirect=True)
+    metafunc.parametrize(fixture, params, indirect=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -178,8 +206,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if spec is None:
             keep.append(item)
             continue
-        callspec = getattr(item, "callspec", None)
-        has_case = callspec is not None and isinstance(callspec.params.get("server"), Case)
+        has_case = case_of(item) is not None
         chosen = not wanted or spec.id in wanted or spec.family.name in wanted
         (keep if has_case and chosen else drop).append(item)
     if drop:
@@ -208,12 +235,26 @@ def server(request: pytest.FixtureRequest):
     yield sut
     if spec.fresh_server:
         report = sut.stop()
-        problems = report.problems()
+        problems = report.problems() if report is not None else []  # None: --connect
         if problems:
             request.node.stash[STOP_PROBLEMS] = problems
 
 
 STOP_PROBLEMS = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def client(request: pytest.FixtureRequest):
+    """The client under test: the scenario starts servers for it to face and runs it."""
+    case: Case = request.param
+    under_test = ClientUnderTest(case.target, case.transport,
+                                 request.config.stash[POOL].allocator)
+    request.node.stash[CLIENT] = under_test
+    try:
+        under_test.check_startable()
+        yield under_test
+    finally:
+        under_test.close()
 
 
 @pytest.fixture
@@ -227,9 +268,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report = outcome.get_result()
     spec = spec_of(getattr(item, "function", None))
-    callspec = getattr(item, "callspec", None)
-    case = callspec.params.get("server") if callspec else None
-    if spec is None or not isinstance(case, Case):
+    case = case_of(item)
+    if spec is None or case is None:
         return
     evidence = _evidence(item, call, report)
     if evidence and report.failed:
@@ -245,6 +285,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         "reproduce": reproduce_command(item.config, case, spec),
         "evidence": evidence,
         "metrics": dict(item.funcargs.get("metrics") or {}) if report.when == "call" else {},
+        "kind": case.kind,
     }
     report.user_properties.append((PROPERTY, json.dumps(record)))
 
@@ -261,7 +302,7 @@ def _evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestRepor
         text = str(exc)
     else:
         text = report.longreprtext
-    sut = item.stash.get(SERVER, None)
+    sut = item.stash.get(SERVER, None) or item.stash.get(CLIENT, None)
     if sut is not None and report.when == "call":
         facts = "\n".join(f"  {k.replace('_', ' ')}: {v}" for k, v in sut.facts().items())
         text = f"{text}\n{facts}"
@@ -313,8 +354,11 @@ class ResultsReporter:
         run = dict(self.run, workers=_worker_count(self.config))
         targets = [
             {"name": t.name, "profile": t.profile, "source": t.source,
-             "transports": [tr for tr in t.transports() if tr in self.selection.transports]}
-            for t in self.selection.targets
+             "transports": [tr for tr in t.transports() if tr in self.selection.transports],
+             "kind": kind}
+            for kind, group in (("server", self.selection.targets),
+                                ("client", self.selection.clients))
+            for t in group
         ]
         return build_document(run, self.collector.items(), targets)
 

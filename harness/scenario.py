@@ -1,13 +1,17 @@
-"""The scenario model: families, the @scenario decorator, and the catalogue.
+"""The scenario model: families, the @scenario decorators, and the catalogue.
 
 A scenario is a pytest test function in ``scenarios/`` that takes the
-``server`` fixture and drives it with harness primitives. The decorator
-attaches a ScenarioSpec; the pytest plugin turns each spec into one item per
-(target x transport) it applies to.
+``server`` fixture and drives it with harness primitives (``@scenario``), or a
+client scenario (``@client_scenario``, in ``scenarios/client_*.py``) that takes
+the ``client`` fixture, plays the server itself and judges the client. The
+decorator attaches a ScenarioSpec; the pytest plugin turns each spec into one
+item per (target x transport) it applies to: servers for server scenarios,
+clients for client scenarios.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 from collections.abc import Callable
@@ -49,6 +53,7 @@ class ScenarioSpec:
     not_on: dict[str, str] = field(default_factory=dict)
     module: str = ""
     needs_process_control: bool = False
+    kind: str = "server"            # "server": judges servers; "client": judges clients
     time_limit: float = DEFAULT_TIME_LIMIT
 
     def applies_to(self, profile: str) -> bool:
@@ -99,6 +104,34 @@ def scenario(
             else needs_process_control,
             time_limit=time_limit,
         )
+        return func
+
+    return declare
+
+
+CLIENT_FAMILY_PREFIX = "client-"
+
+
+def client_scenario(
+    family: Family,
+    *,
+    profiles: tuple[str, ...] = PROFILES,
+    transports: tuple[str, ...] = TRANSPORTS,
+    not_on: dict[str, str] | None = None,
+    time_limit: float = DEFAULT_TIME_LIMIT,
+) -> Callable[[Callable], Callable]:
+    """Declare a client scenario: it takes the ``client`` fixture and plays the server.
+
+    Same rules as ``scenario``; its family name starts with "client-", so client
+    and server families never mix in a report column or a ``-m`` selection.
+    """
+    if not family.name.startswith(CLIENT_FAMILY_PREFIX):
+        raise ValueError(f"client family {family.name!r} must start with {CLIENT_FAMILY_PREFIX!r}")
+
+    def declare(func: Callable) -> Callable:
+        scenario(family, profiles=profiles, transports=transports, not_on=not_on,
+                 time_limit=time_limit)(func)
+        func.__sockspec__ = dataclasses.replace(func.__sockspec__, kind="client")
         return func
 
     return declare

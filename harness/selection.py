@@ -7,8 +7,9 @@ refuse the same options with the same one-line messages.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from harness.client_targets import ClientTarget, builtin_client_targets, load_target_file
 from harness.errors import UsageError
 from harness.scenario import ScenarioSpec
 from harness.targets import (
@@ -17,15 +18,15 @@ from harness.targets import (
     adhoc_target,
     builtin_targets,
     connect_target,
-    load_targets,
 )
 
 
 @dataclass(frozen=True)
 class Selection:
-    targets: list[Target]
+    targets: list[Target]                # servers under test
     transports: tuple[str, ...]
     scenarios: frozenset[str]
+    clients: list[ClientTarget] = field(default_factory=list)  # clients under test
 
 
 def build_selection(
@@ -42,28 +43,45 @@ def build_selection(
     root: str | None = None,
     allow_remote: bool = False,
 ) -> Selection:
-    """Resolve options to targets; the reference servers when nothing is named."""
+    """Resolve options to servers and clients; the references when nothing is named.
+
+    No names: every target in --targets (servers and clients) plus --server-cmd /
+    --connect; with none of those, the reference servers and reference clients.
+    """
     if server_cmd and connect:
         raise UsageError("use either --server-cmd or --connect, not both")
     if profile and not (server_cmd or connect):
         raise UsageError("--profile only applies to --server-cmd or --connect")
     if root and not connect:
         raise UsageError("--root only applies to --connect")
-    from_file = load_targets(targets_file, allow_remote=allow_remote) if targets_file else []
+    from_file = load_target_file(targets_file, allow_remote=allow_remote) if targets_file \
+        else None
+    file_servers = from_file.servers if from_file else []
+    file_clients = from_file.clients if from_file else []
     adhoc = [adhoc_target(server_cmd, profile, cwd)] if server_cmd else []
     if connect:
         root = os.path.abspath(os.path.join(cwd, root)) if root else None
         adhoc.append(connect_target(connect, profile, root, allow_remote=allow_remote))
-    known = {t.name: t for t in [*builtin_targets().values(), *from_file, *adhoc]}
+    known_servers = {t.name: t for t in [*builtin_targets().values(), *file_servers, *adhoc]}
+    known_clients = {c.name: c for c in [*builtin_client_targets().values(), *file_clients]}
+    both = sorted(known_servers.keys() & known_clients.keys())
+    if both:
+        raise UsageError(f"target name {both[0]!r} names both a server and a client")
     if target_names:
+        known = known_servers.keys() | known_clients.keys()
         unknown = [n for n in target_names if n not in known]
         if unknown:
             raise UsageError(
                 f"unknown target {unknown[0]!r}; known: {', '.join(sorted(known))}"
             )
-        chosen = [known[n] for n in dict.fromkeys(target_names)]
+        wanted = list(dict.fromkeys(target_names))
+        chosen = [known_servers[n] for n in wanted if n in known_servers]
+        clients = [known_clients[n] for n in wanted if n in known_clients]
+    elif from_file or adhoc:
+        chosen, clients = [*file_servers, *adhoc], list(file_clients)
     else:
-        chosen = [*from_file, *adhoc] or list(builtin_targets().values())
+        chosen = list(builtin_targets().values())
+        clients = list(builtin_client_targets().values())
     bad = [t for t in transports if t not in TRANSPORTS]
     if bad:
         raise UsageError(f"unknown transport {bad[0]!r}; use tcp, tcp6 or unix")
@@ -77,4 +95,5 @@ def build_selection(
         targets=chosen,
         transports=tuple(t for t in TRANSPORTS if not transports or t in transports),
         scenarios=frozenset(scenarios),
+        clients=clients,
     )

@@ -117,7 +117,7 @@ class ServerUnderTest:
     def start_again(self) -> None:
         """Start the same command on the same address (after kill_hard or a crash)."""
         self.stop_reports.append(self.process.stop(self.policy.stop_grace))
-        self.process = ServerProcess.start(
+        self.managed_process = ServerProcess.start(
             self.process.spec,
             log_dir=self.workdir / "logs",
             ready_timeout=self.policy.ready_timeout,

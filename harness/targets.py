@@ -4,7 +4,8 @@ The targets TOML is a public contract (README, "Targets file"): a list of
 ``[[server]]`` tables with ``name``, ``profile``, ``tcp`` and/or ``unix`` argv
 templates, and an optional ``ipv6`` flag. Unknown keys are ignored so that
 newer files still load; anything wrong in a known key names the file, the
-table and the key.
+table and the key. The same file may declare clients under test as
+``[[client]]`` tables: harness/client_targets.py parses those.
 """
 
 from __future__ import annotations
@@ -144,16 +145,28 @@ def connect_target(
 
 
 def load_targets(path: str | Path, *, allow_remote: bool = False) -> list[Target]:
-    """Read and validate a targets TOML file."""
+    """Read and validate the ``[[server]]`` tables of a targets TOML file.
+
+    A file may also hold ``[[client]]`` tables: harness.client_targets.load_target_file
+    reads both kinds.
+    """
     file = Path(path)
+    return parse_server_tables(read_targets_toml(file), file, allow_remote=allow_remote)
+
+
+def read_targets_toml(file: Path) -> dict:
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        return tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise TargetConfigError(f"{file}: no such targets file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise TargetConfigError(f"{file}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise TargetConfigError(f"{file}: invalid TOML: {exc}") from None
+
+
+def parse_server_tables(data: dict, file: Path, *, allow_remote: bool = False) -> list[Target]:
+    """The validated ``[[server]]`` tables of a parsed targets file (at least one)."""
     tables = data.get("server", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise TargetConfigError(f"{file}: 'server' must be an array of tables ([[server]])")

@@ -60,6 +60,7 @@ class ItemResult:
     reproduce: str = ""
     pcap: str = ""             # capture file, relative to the results file's directory
     packet_summary: str = ""   # who sent FIN/RST, retransmissions, zero windows, gaps
+    kind: str = "server"       # what was judged: a "server" or a "client" under test
 
 
 class ResultCollector:
@@ -77,7 +78,7 @@ class ResultCollector:
             item = self._items[nodeid] = ItemResult(nodeid=nodeid, **static)
         item.duration_s = round(item.duration_s + duration, 6)
         item.metrics.update(record.get("metrics") or {})
-        for key in ("pcap", "packet_summary"):
+        for key in ("pcap", "packet_summary", "kind"):
             if record.get(key):
                 setattr(item, key, record[key])
         if "evidence" not in record:  # a record of extra facts only, not of a phase

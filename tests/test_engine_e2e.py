@@ -27,7 +27,8 @@ HOSTILE_OUTCOMES = {
     "exits_at_once": ("echo", "error", "config missing"),
     "wrong_port": ("echo", "error", "did not accept"),
     "accepts_never_reads": ("echo", "failed", "timeout"),
-    "resets_every_connection": ("echo", "failed", "ECONNRESET"),
+    # ECONNRESET when the send meets the reset, "RST" when the read does.
+    "resets_every_connection": ("echo", "failed", ("ECONNRESET", "stream end: RST")),
     # The readiness probe is its one client; a scenario's connect is then refused,
     # or, if it raced into the closing listener's queue, reset.
     "closes_listener_after_first": ("echo", "failed", ("refused", "0 bytes came back")),

@@ -26,7 +26,8 @@ def faulty_servers() -> list[tuple[str, Path, object]]:
         spec = importlib.util.spec_from_file_location(f"faulty_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        found.append((path.stem, path, module.DEFECT))
+        if module.DEFECT.kind == "server":  # faulty clients: tests/test_faulty_clients.py
+            found.append((path.stem, path, module.DEFECT))
     return found
 
 
@@ -41,7 +42,8 @@ def test_every_family_has_a_faulty_server():
     from harness.scenario import families, load_catalogue
 
     declared = {defect.family for _, _, defect in faulty_servers()}
-    missing = sorted(set(families(load_catalogue())) - declared - {"basic"})
+    server_specs = [s for s in load_catalogue() if s.kind == "server"]
+    missing = sorted(set(families(server_specs)) - declared - {"basic"})
     assert not missing, f"families without a faulty server: {missing}"
 
 

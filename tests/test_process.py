@@ -163,6 +163,24 @@ def start(spec: LaunchSpec, log_dir: Path, **kwargs: float) -> ServerProcess:
 # -- start-up failures ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+def test_another_process_listening_on_the_address_is_not_readiness(
+        log_dir: Path, transport: str) -> None:
+    """A colliding port (or path) answered by someone else must not make a server ready."""
+    socket_dir = tempfile.mkdtemp(prefix="ss-")
+    address = tcp() if transport == "tcp" else UnixAddress(os.path.join(socket_dir, "s"))
+    try:
+        with socket.socket(address.family, socket.SOCK_STREAM) as foreign:
+            foreign.bind(address.sockaddr)
+            foreign.listen(64)
+            started = time.monotonic()
+            with pytest.raises(ServerStartError, match="another process listens there"):
+                start(hostile("never_listens", address), log_dir, ready_timeout=1.5)
+            assert time.monotonic() - started < 1.5 + SLACK
+    finally:
+        shutil.rmtree(socket_dir, ignore_errors=True)
+
+
 def test_exec_failure_is_one_clear_line(tmp_path: Path, log_dir: Path) -> None:
     spec = LaunchSpec(argv=["build/x"], cwd=str(tmp_path), address=tcp(), name="my_echo")
     with pytest.raises(ServerStartError) as caught:

@@ -2,7 +2,8 @@
 
 Everything that starts or stops a server goes through here: control.py
 (ServerProcess), output.py (draining stdout/stderr), tree.py (which processes
-are the server's).
+are the server's); client.py runs clients under test to completion with the
+same process-group control (run_client).
 """
 
 from harness.process.control import (

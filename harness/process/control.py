@@ -86,17 +86,21 @@ class StopReport:
 
 
 def wait_until_accepting(address: Address, deadline: float, *,
-                         proc_alive: Callable[[], bool] | None = None) -> bool:
+                         proc_alive: Callable[[], bool] | None = None,
+                         confirm: Callable[[], bool] | None = None) -> bool:
     """Poll until ``address`` itself accepts a connection (then close it).
 
     ``deadline`` is a time.monotonic() value. Returns False at the deadline, or as
-    soon as ``proc_alive()`` says the server can no longer come up.
+    soon as ``proc_alive()`` says the server can no longer come up. ``confirm``
+    is asked while the probe connection is still open (a server that closes its
+    listener after its first client still has it then); False means keep polling.
     """
     delay = 0.005
     while (remaining := deadline - time.monotonic()) > 0:
         try:
-            connect(address, min(remaining, CONNECT_ATTEMPT_TIMEOUT)).close()
-            return True
+            with connect(address, min(remaining, CONNECT_ATTEMPT_TIMEOUT)):
+                if confirm is None or confirm():
+                    return True
         except ConnectError:
             pass
         if proc_alive is not None and not proc_alive():
@@ -143,16 +147,40 @@ def tcp_port_listened(address: TcpAddress) -> bool:
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 return False
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
+    return bool(listening_socket_inodes(address, "/proc"))
+
+
+# SO_ACCEPTCON in /proc/net/unix "Flags": the socket is listening.
+UNIX_ACCEPTCON = 0x10000
+
+
+def listening_socket_inodes(address: Address, proc_dir: str) -> set[str]:
+    """Inodes of the sockets listening on ``address``, as /proc/net shows them.
+
+    ``proc_dir`` is "/proc" for this network namespace or "/proc/PID" for the
+    namespace of process PID (a server may run in a namespace of its own).
+    """
+    found: set[str] = set()
+    if isinstance(address, UnixAddress):
+        for line in _table_lines(f"{proc_dir}/net/unix"):
+            fields = line.split()  # Num RefCount Protocol Flags Type St Inode Path
+            if (len(fields) >= 8 and fields[7] == address.path
+                    and int(fields[3], 16) & UNIX_ACCEPTCON):
+                found.add(fields[6])
+        return found
+    for table in ("tcp", "tcp6"):
+        for line in _table_lines(f"{proc_dir}/net/{table}"):
             fields = line.split()
             if fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == address.port:
-                return True
-    return False
+                found.add(fields[9])
+    return found
+
+
+def _table_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()[1:]
+    except OSError:
+        return []
 
 
 class ServerProcess:
@@ -194,8 +222,19 @@ class ServerProcess:
             raise AddressError(f"{spec.name}: {spec.address} is not a loopback address; "
                                f"servers under test may only be reached on loopback")
         server = cls._spawn(spec, log_dir=log_dir, lifetime=lifetime)
+        foreign_listener = False
+
+        def listener_is_ours() -> bool:
+            # Something else may accept there (another run's server on a colliding
+            # port): that is not readiness; ours may still bind, or exit EADDRINUSE.
+            nonlocal foreign_listener
+            ours = server._listens_itself()
+            foreign_listener = not ours
+            return ours
+
         try:
-            if wait_until_accepting(spec.address, deadline, proc_alive=server._may_still_listen):
+            if wait_until_accepting(spec.address, deadline, proc_alive=server._may_still_listen,
+                                    confirm=listener_is_ours):
                 return server
             exited = not server._may_still_listen()
         except BaseException:
@@ -208,8 +247,9 @@ class ServerProcess:
             said = " | ".join(lines[-3:])[-300:] or "(empty)"
             raise ServerStartError(f"{spec.name} {describe_exit(status)} before accepting on "
                                    f"{spec.address}; stderr: {said}")
+        foreign = " (another process listens there)" if foreign_listener else ""
         raise ServerStartError(f"{spec.name} did not accept on {spec.address} "
-                               f"within {ready_timeout:g} s")
+                               f"within {ready_timeout:g} s{foreign}")
 
     @classmethod
     def _spawn(cls, spec: LaunchSpec, *, log_dir: Path, lifetime: float,
@@ -326,6 +366,24 @@ class ServerProcess:
         exited = result.si_code == os.CLD_EXITED
         self._leader_exit = result.si_status if exited else -result.si_status
         return True
+
+    def _listens_itself(self) -> bool:
+        """Whether the socket listening on our address is one of the server's own."""
+        pids = self.group_pids()
+        ours: set[str] = set()
+        for pid in pids:
+            for fd in _listdir(f"/proc/{pid}/fd"):
+                try:
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    ours.add(link[len("socket:["):-1])
+        if not ours:
+            return not pids  # nothing to inspect (exited daemon parent): trust the connect
+        # Read the listener table in the server's own network namespace.
+        return any(listening_socket_inodes(self.address, f"/proc/{pid}") & ours
+                   for pid in pids[:1])
 
     def _may_still_listen(self) -> bool:
         if not self._leader_exited():

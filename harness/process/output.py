@@ -7,6 +7,7 @@ import os
 import select
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,11 +22,15 @@ class OutputDrain:
     """Reads one pipe until every writer closed it, so the server never blocks on it.
 
     The first LOG_FILE_CAP bytes go to the log file, the last TAIL_KEEP stay in
-    memory; the rest is read, counted and dropped.
+    memory; the rest is read, counted and dropped. ``observer``, if given, sees
+    every chunk in order, from the drain thread (a client's judged output is
+    hashed that way without being kept).
     """
 
-    def __init__(self, pipe: BinaryIO, log_file: BinaryIO, label: str) -> None:
+    def __init__(self, pipe: BinaryIO, log_file: BinaryIO, label: str,
+                 observer: Callable[[bytes], None] | None = None) -> None:
         self.path = Path(log_file.name)
+        self._observer = observer
         self.total_bytes = 0
         self._pipe, self._file, self._file_bytes = pipe, log_file, 0
         self._tail = bytearray()
@@ -62,6 +67,8 @@ class OutputDrain:
             self._pipe.close()
 
     def _keep(self, chunk: bytes) -> None:
+        if self._observer is not None:
+            self._observer(chunk)
         room = LOG_FILE_CAP - self._file_bytes
         if room > 0:
             self._file.write(chunk[:room])
@@ -85,6 +92,11 @@ class OutputDrain:
     def finish(self, deadline: float) -> None:
         self._finishing.set()
         self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+    @property
+    def finished(self) -> bool:
+        """True once every byte was read (all writers closed the pipe) or the drain gave up."""
+        return not self._thread.is_alive()
 
 
 

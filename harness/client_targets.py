@@ -1,0 +1,259 @@
+"""Client targets: clients under test, the ``[[client]]`` tables of a targets file.
+
+Part of the targets TOML contract (README, "Clients under test"). A client
+under test is a program the harness starts once per scenario, from an argv
+template, against a server the harness plays itself; it is judged from its exit
+status and from what it reports it received (its stdout, or a file ``{out}``).
+
+    [[client]]
+    name = "my_client"
+    profile = "echo"                      # "echo" or "http"
+    tcp  = ["build/client", "{hostport}", "{in}"]
+    unix = ["build/client", "-u", "{path}", "{in}"]
+    ipv6 = true                           # optional: also over ::1
+    output = "stdout"                     # or "file": the client writes {out}
+    success_status = 0
+    failure_status = [1]                  # or "nonzero" (the default)
+    timeout_s = 10                        # its stated limit on any wait
+
+The same file may hold ``[[server]]`` tables; ``load_target_file`` reads both.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import TargetConfigError, UsageError
+from harness.targets import (
+    PROFILES,
+    PROJECT_ROOT,
+    Target,
+    parse_server_tables,
+    read_targets_toml,
+)
+
+CLIENT_PLACEHOLDER = re.compile(r"\{(host|port|hostport|path|in|out|url_path|url)\}")
+OUTPUTS = ("stdout", "file")
+DEFAULT_TIMEOUT_S = 10.0
+MAX_TIMEOUT_S = 600.0
+# The reference clients' stated limit: short, so that the scenarios where the
+# server never answers cost seconds, not minutes.
+REFERENCE_CLIENT_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class ClientTarget:
+    """A client under test, started from argv templates."""
+
+    name: str
+    profile: str
+    tcp: tuple[str, ...] | None
+    unix: tuple[str, ...] | None
+    ipv6: bool
+    output: str                           # "stdout" or "file"
+    success_status: int
+    failure_status: tuple[int, ...] | None  # None: any exit status other than success
+    timeout_s: float
+    cwd: str
+    source: str
+
+    kind = "client"
+    managed = True  # always started by the harness
+
+    def transports(self) -> list[str]:
+        found = []
+        if self.tcp:
+            found.append("tcp")
+            if self.ipv6:
+                found.append("tcp6")
+        if self.unix:
+            found.append("unix")
+        return found
+
+    def template_for(self, transport: str) -> tuple[str, ...]:
+        template = self.unix if transport == "unix" else self.tcp
+        if template is None or transport not in self.transports():
+            raise UsageError(f"client {self.name!r} has no {transport} command")
+        return template
+
+    def is_failure_status(self, status: int | None) -> bool:
+        """A failure report: a declared failure status (death by a signal never is one)."""
+        if status is None or status < 0 or status == self.success_status:
+            return False
+        return self.failure_status is None or status in self.failure_status
+
+    def describe_failure_statuses(self) -> str:
+        if self.failure_status is None:
+            return f"any status other than {self.success_status}"
+        return ", ".join(str(s) for s in self.failure_status)
+
+
+@dataclass(frozen=True)
+class TargetFile:
+    """Everything a targets file declares."""
+
+    servers: list[Target]
+    clients: list[ClientTarget]
+
+
+def render_client_argv(template: tuple[str, ...], values: dict[str, str]) -> list[str]:
+    """Fill the known placeholders; any other brace text is left as written."""
+    return [CLIENT_PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), arg)
+            for arg in template]
+
+
+def client_placeholder_values(
+    *, host: str = "", port: int = 0, path: str = "", input_path: str = "",
+    output_path: str = "", url_path: str = "/",
+) -> dict[str, str]:
+    """Values for a client's template; ``{url}`` is http://HOST:PORT/... or, for a
+    Unix socket, http://localhost/... (as curl --unix-socket expects)."""
+    hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    authority = hostport if host else "localhost"
+    return {"host": host, "port": str(port) if host else "", "hostport": hostport if host else "",
+            "path": path, "in": input_path, "out": output_path, "url_path": url_path,
+            "url": f"http://{authority}{url_path}"}
+
+
+def builtin_client_targets() -> dict[str, ClientTarget]:
+    """The reference clients (python -m harness.reference.client), echo and http."""
+    base = (sys.executable, "-m", "harness.reference.client")
+    limit = ("--timeout", f"{REFERENCE_CLIENT_TIMEOUT_S:g}")
+    commands = {
+        "echo": lambda where: base + ("echo", where, "--file", "{in}") + limit,
+        "http": lambda where: base + ("get", where, "{url_path}") + limit,
+    }
+    return {
+        f"reference-{profile}-client": ClientTarget(
+            name=f"reference-{profile}-client", profile=profile,
+            tcp=command("{hostport}"), unix=command("unix:{path}"), ipv6=True,
+            output="stdout", success_status=0, failure_status=(1,),
+            timeout_s=REFERENCE_CLIENT_TIMEOUT_S, cwd=str(PROJECT_ROOT), source="built-in",
+        )
+        for profile, command in commands.items()
+    }
+
+
+def load_target_file(path: str | Path, *, allow_remote: bool = False) -> TargetFile:
+    """Read and validate a targets file: its ``[[server]]`` and ``[[client]]`` tables.
+
+    Either kind may be absent, not both. Names are unique across both kinds, so
+    ``--target NAME`` is never ambiguous.
+    """
+    file = Path(path)
+    data = read_targets_toml(file)
+    has_servers = bool(data.get("server"))
+    servers = parse_server_tables(data, file, allow_remote=allow_remote) if has_servers else []
+    clients = parse_client_tables(data, file)
+    if not servers and not clients:
+        raise TargetConfigError(f"{file}: no [[server]] or [[client]] tables")
+    seen = {t.name for t in servers}
+    for index, client in enumerate(clients, start=1):
+        if client.name in seen:
+            raise TargetConfigError(
+                f"{file}: [[client]] #{index}: name {client.name!r} is used twice")
+        seen.add(client.name)
+    return TargetFile(servers, clients)
+
+
+def parse_client_tables(data: dict, file: Path) -> list[ClientTarget]:
+    tables = data.get("client", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise TargetConfigError(f"{file}: 'client' must be an array of tables ([[client]])")
+    cwd = str(file.resolve().parent)
+    clients: list[ClientTarget] = []
+    for index, table in enumerate(tables, start=1):
+        client = parse_client_table(table, f"{file}: [[client]] #{index}", cwd, str(file))
+        if any(c.name == client.name for c in clients):
+            raise TargetConfigError(
+                f"{file}: [[client]] #{index}: name {client.name!r} is used twice")
+        clients.append(client)
+    return clients
+
+
+def parse_client_table(table: dict, where: str, cwd: str, source: str) -> ClientTarget:
+    name = table.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise TargetConfigError(
+            f"{where}: key 'name' is required: letters, digits, '_', '.', '-' (got {name!r})"
+        )
+    where = f"{where} ({name!r})"
+    profile = table.get("profile")
+    if profile not in PROFILES:
+        raise TargetConfigError(f"{where}: key 'profile' must be \"echo\" or \"http\", got {profile!r}")
+    argvs = {key: _argv(table, key, where) for key in ("tcp", "unix")}
+    if argvs["tcp"] is None and argvs["unix"] is None:
+        raise TargetConfigError(f"{where}: needs a 'tcp' or a 'unix' command (an argv list)")
+    ipv6 = table.get("ipv6", False)
+    if not isinstance(ipv6, bool):
+        raise TargetConfigError(f"{where}: key 'ipv6' must be true or false, got {ipv6!r}")
+    output = table.get("output", "stdout")
+    if output not in OUTPUTS:
+        raise TargetConfigError(f"{where}: key 'output' must be \"stdout\" or \"file\", "
+                                f"got {output!r}")
+    success = table.get("success_status", 0)
+    if not _is_status(success):
+        raise TargetConfigError(f"{where}: key 'success_status' must be an exit status 0-255, "
+                                f"got {success!r}")
+    failure = _failure_statuses(table.get("failure_status", "nonzero"), success, where)
+    timeout = table.get("timeout_s", DEFAULT_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) \
+            or not 0 < timeout <= MAX_TIMEOUT_S:
+        raise TargetConfigError(f"{where}: key 'timeout_s' must be a number of seconds in "
+                                f"(0, {MAX_TIMEOUT_S:g}], got {timeout!r}")
+    client = ClientTarget(name, profile, argvs["tcp"], argvs["unix"], ipv6, output, success,
+                          failure, float(timeout), cwd, source)
+    problem = client_template_problem(client)
+    if problem:
+        raise TargetConfigError(f"{where}: {problem}")
+    return client
+
+
+def _is_status(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255
+
+
+def _failure_statuses(value: object, success: int, where: str) -> tuple[int, ...] | None:
+    if value == "nonzero":
+        return None
+    if not isinstance(value, list) or not value or not all(_is_status(v) for v in value):
+        raise TargetConfigError(f"{where}: key 'failure_status' must be a list of exit statuses "
+                                f"0-255 or \"nonzero\", got {value!r}")
+    if success in value:
+        raise TargetConfigError(f"{where}: key 'failure_status' contains the success status "
+                                f"{success}")
+    return tuple(value)
+
+
+def _argv(table: dict, key: str, where: str) -> tuple[str, ...] | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(a, str) for a in value):
+        raise TargetConfigError(f"{where}: key {key!r} must be a non-empty list of strings (argv)")
+    return tuple(value)
+
+
+def client_template_problem(client: ClientTarget) -> str | None:
+    """Say why a template cannot work, or None: the client must learn where to go."""
+    checks = [
+        ("tcp", client.tcp, ("{port}", "{hostport}", "{url}")),
+        ("unix", client.unix, ("{path}",)),
+    ]
+    for key, argv, needed in checks:
+        if argv is None:
+            continue
+        text = " ".join(argv)
+        if not any(p in text for p in needed):
+            return f"key {key!r}: the command never mentions {' or '.join(needed)}"
+        if client.profile == "http" and not any(p in text for p in ("{url_path}", "{url}")):
+            return f"key {key!r}: an http client command must take {{url_path}} or {{url}}"
+        if client.output == "file" and "{out}" not in text:
+            return f"key {key!r}: output = \"file\" needs {{out}} in the command"
+    if client.ipv6 and client.tcp and not any(
+            p in " ".join(client.tcp) for p in ("{host", "{url}")):
+        return "ipv6 = true needs a 'tcp' command that takes {host}, {hostport} or {url}"
+    return None

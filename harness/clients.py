@@ -1,0 +1,168 @@
+"""A client target brought to life: the ``client`` fixture object of client scenarios.
+
+Joins client targets (what to run), the adversary (the server the harness
+plays) and process control (harness.process.client). Each ClientUnderTest owns
+a private directory in /tmp (short enough for Unix socket paths) holding the
+server's socket, the client's input {in} and output {out} files and its logs;
+close() stops every server it started and removes the directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from harness.adversary import AdversaryServer, Listening, Plan, max_length_unix_path
+from harness.allocate import PortAllocator, remove_socket_dir
+from harness.client_targets import ClientTarget, client_placeholder_values, render_client_argv
+from harness.errors import ClientStartError
+from harness.process.client import CapturedOutput, ClientRun, run_client
+from harness.targets import TRANSPORT_HOSTS
+from harness.transport import Address, TcpAddress, UnixAddress
+
+# A client that judges nothing slowly still gets its own stated limit twice over,
+# plus this, before the harness stops it.
+RUN_LIMIT_SLACK_S = 5.0
+# The path an http client is told to GET ({url_path}) unless a scenario says otherwise.
+DEFAULT_URL_PATH = "/sockspec/client-data.bin"
+
+
+class ClientUnderTest:
+    """What a client scenario sees: start servers to face the client, run the client."""
+
+    def __init__(self, target: ClientTarget, transport: str, allocator: PortAllocator) -> None:
+        self.target = target
+        self.transport = transport
+        self.workdir = Path(tempfile.mkdtemp(prefix="ss-", dir="/tmp"))
+        self.runs: list[ClientRun] = []
+        self.servers: list[AdversaryServer] = []
+        self._allocator = allocator
+
+    def check_startable(self) -> None:
+        """Raise ClientStartError now (a setup error) if the program cannot be found.
+
+        A client runs inside the scenario, where a start failure would look like
+        the client's own failure; this catches a wrong path or a missing build first.
+        """
+        program = self.target.template_for(self.transport)[0]
+        if not os.path.isdir(self.target.cwd):
+            raise ClientStartError(f"{self.target.name}: no directory {self.target.cwd}")
+        if os.sep in program:
+            found = os.path.join(self.target.cwd, program)
+            usable = os.path.isfile(found) and os.access(found, os.X_OK)
+        else:
+            usable = shutil.which(program) is not None
+        if not usable:
+            raise ClientStartError(f"{self.target.name}: cannot start {program}: no such "
+                                   f"executable (from {self.target.cwd})")
+
+    @property
+    def profile(self) -> str:
+        return self.target.profile
+
+    @property
+    def timeout_s(self) -> float:
+        """The client's stated limit on any wait (``timeout_s`` in its table)."""
+        return self.target.timeout_s
+
+    @property
+    def default_time_limit(self) -> float:
+        return 2 * self.target.timeout_s + RUN_LIMIT_SLACK_S
+
+    def plan(self, data: bytes, **changes: object) -> Plan:
+        """The exchange of ``data`` for this client's profile, changed as a scenario says.
+
+        echo: the client sends ``data`` and the server owes it back; http: the
+        client GETs DEFAULT_URL_PATH and the server owes ``data`` as the body.
+        """
+        if self.profile == "echo":
+            return Plan("echo", **changes)
+        return Plan("http", **{"body": data, "url_path": DEFAULT_URL_PATH, **changes})
+
+    def serve(self, plan: Plan, listening: Listening | None = None, *,
+              max_length_path: bool = False) -> AdversaryServer:
+        """Start the harness's server for this client's transport; stopped by close()."""
+        if plan.profile != self.profile:
+            raise ValueError(f"a {plan.profile} plan for a {self.profile} client")
+        server = AdversaryServer(self._address(max_length_path), plan, listening)
+        server.start()
+        self.servers.append(server)
+        return server
+
+    def sparse_file(self, name: str, size: int, marker: bytes) -> Path:
+        """A file of ``size`` bytes, all holes (zeros, no disk space) but ``marker`` at its end."""
+        path = self.workdir / name
+        with open(path, "wb") as f:
+            f.truncate(size - len(marker))
+            f.seek(size - len(marker))
+            f.write(marker)
+        return path
+
+    def run(self, address: Address, *, payload: bytes | None = None, url_path: str = "/",
+            time_limit: float | None = None) -> ClientRun:
+        """Run the client once against ``address``: echo ``payload``, or GET ``url_path``.
+
+        The echo input is the file {in}, and also the client's standard input.
+        What the client reports is judged from its stdout, or from {out} when its
+        table says output = "file"; the output file is removed once read.
+        """
+        number = len(self.runs) + 1
+        run_dir = self.workdir / f"run{number}"
+        run_dir.mkdir()
+        input_path = run_dir / "in.bin"
+        input_path.write_bytes(payload or b"")
+        output_path = run_dir / "out.bin"
+        values = client_placeholder_values(
+            host=getattr(address, "host", ""), port=getattr(address, "port", 0),
+            path=getattr(address, "path", ""), input_path=str(input_path),
+            output_path=str(output_path), url_path=url_path)
+        argv = render_client_argv(self.target.template_for(self.transport), values)
+        result = run_client(
+            argv, cwd=self.target.cwd, time_limit=time_limit or self.default_time_limit,
+            log_dir=run_dir, name=self.target.name, address=address,
+            stdin_path=input_path if self.profile == "echo" else None)
+        if self.target.output == "file":
+            result.output = CapturedOutput.of_file(output_path)
+            output_path.unlink(missing_ok=True)  # may be 2 GiB
+        self.runs.append(result)
+        return result
+
+    def run_against(self, server: AdversaryServer, data: bytes, *,
+                    time_limit: float | None = None) -> ClientRun:
+        """Run the client for the exchange ``self.plan(data)`` planned on ``server``."""
+        if self.profile == "echo":
+            return self.run(server.address, payload=data, time_limit=time_limit)
+        return self.run(server.address, url_path=server.plan.url_path, time_limit=time_limit)
+
+    def facts(self) -> dict[str, object]:
+        """Evidence about the last run and the harness's server, for every failed verdict."""
+        found: dict[str, object] = {"client": self.target.name, "transport": self.transport}
+        if self.runs:
+            last = self.runs[-1]
+            found["command"] = " ".join(last.argv)
+            found["client_exit"] = last.describe_exit()
+            found["client_reported"] = last.reported.describe()
+            found["stderr_tail"] = last.stderr_tail.strip()[-1500:] or "(empty)"
+            if last.stop_problems:
+                found["after_stop"] = "; ".join(last.stop_problems)
+        if self.servers:
+            found["server_side"] = "\n    ".join(server.describe() for server in self.servers)
+        return found
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.stop()
+        remove_socket_dir(str(self.workdir))
+
+    def _address(self, max_length_path: bool) -> Address:
+        if self.transport == "unix":
+            directory = str(self.workdir)
+            if max_length_path:
+                return UnixAddress(max_length_unix_path(directory))
+            return UnixAddress(f"{directory}/server.sock")
+        if max_length_path:
+            raise ValueError("a maximum-length path is a Unix socket idea")
+        host = TRANSPORT_HOSTS[self.transport]
+        return TcpAddress(host, self._allocator.allocate(host))

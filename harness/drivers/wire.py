@@ -1,0 +1,109 @@
+"""Wire-level scenarios' shared setup: the target in a private namespace, a crafted client.
+
+``wire_session(server, packet_evidence)`` builds a harness.packets.lab.WireLab,
+starts a second copy of the server under test inside it (same target, same
+command line, listening on 127.0.0.1 of the namespace), records the packets on
+the server's veth end, and opens a harness.packets.wire.WireClient. On exit it
+hands the capture to the ``packet_evidence`` fixture (so the pcap and the
+packet summary land in the results like any capture), stops the server and
+deletes the namespace, whatever happened.
+
+When this machine cannot do it (not root, no `ip`, no AF_PACKET), the scenario
+is skipped with a reason naming what is missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+import pytest
+
+from harness.allocate import PortAllocator
+from harness.drivers.load import Probe, probe_service
+from harness.packets.capture import CaptureUnavailable, PacketCapture, capture_unavailable_reason
+from harness.packets.lab import WireLab, WireLabUnavailable, unavailable_reason, wire_lab
+from harness.packets.wire import WireClient, WireFlow
+from harness.servers import ServerUnderTest, start_server
+
+# The server's last packets (its FIN, an RST) arrive within microseconds on a
+# veth; this only covers a busy machine before the capture is stopped.
+CAPTURE_SETTLE_S = 0.01
+
+
+@dataclass
+class WireSession:
+    lab: WireLab
+    server: ServerUnderTest        # the copy running inside the namespace
+    client: WireClient
+
+    @property
+    def port(self) -> int:
+        return self.server.address.port
+
+    def connect(self, timeout: float) -> WireFlow:
+        """A crafted connection with its handshake done; fails the scenario if refused."""
+        flow = self.client.flow()
+        if not self.client.connect(flow, timeout):
+            from harness.verdict import fail
+
+            fail(f"the server in the namespace did not answer a SYN within {timeout:g} s",
+                 **self.server_facts())
+        if flow.server_rst:
+            from harness.verdict import fail
+
+            fail("the server refused the connection (RST to the SYN)", **self.server_facts())
+        return flow
+
+    def probe(self, timeout: float) -> Probe:
+        """One ordinary request from inside the namespace (socket API, not crafted)."""
+        return self.lab.run_in(lambda: probe_service(self.server, timeout))
+
+    def server_facts(self) -> dict[str, object]:
+        """The namespace copy's state: the plugin reports the shared server's, not this one's."""
+        facts = self.server.facts()
+        return {"server_in_namespace": facts.get("server_state", "?"),
+                "namespace_server_stderr_tail": facts.get("stderr_tail", "(none)")}
+
+
+def wire_unavailable_reason() -> str | None:
+    reason = unavailable_reason()
+    if reason is None:
+        reason = capture_unavailable_reason("lo")
+        if reason:
+            reason = f"wire-level scenarios send raw frames: {reason}"
+    return reason
+
+
+@contextmanager
+def wire_session(server: ServerUnderTest, packet_evidence) -> Iterator[WireSession]:
+    """The target started again inside a fresh namespace, with a capture and a wire client."""
+    reason = wire_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with ExitStack() as stack:
+        try:
+            lab = stack.enter_context(wire_lab())
+        except WireLabUnavailable as exc:
+            pytest.skip(f"cannot build the namespace for wire-level scenarios: {exc}")
+        inner = lab.run_in(lambda: start_server(server.target, "tcp", PortAllocator(),
+                                                server.policy))
+        stack.callback(inner.stop)
+        try:
+            capture = PacketCapture(lab.server_interface, inner.address.port,
+                                    skip_outgoing=False, run_in=lab.run_in).start()
+        except CaptureUnavailable as exc:
+            pytest.skip(f"cannot capture inside the namespace: {exc}")
+
+        def hand_over_capture() -> None:
+            time.sleep(CAPTURE_SETTLE_S)
+            packet_evidence.attach(capture.stop(), inner.address.port)
+            packet_evidence.note(
+                f"captured on {lab.server_interface}, the server's end of a veth pair in the "
+                f"private namespace {lab.namespace}; the crafted client is {lab.phantom}")
+
+        stack.callback(hand_over_capture)
+        client = stack.enter_context(WireClient(lab, inner.address.port))
+        yield WireSession(lab, inner, client)

@@ -1,0 +1,408 @@
+"""Facts from captured segments: who ended each connection and how, and where time went.
+
+Pure functions over Segment records (harness.packets.frames); no sockets, no
+files. For each TCP connection to the server's port:
+- who sent FIN and who sent RST, when (seconds after the connection's first
+  packet) and after how many bytes that side had sent;
+- retransmissions (a segment whose sequence range was already sent) and
+  SYN/SYN-ACK retransmissions;
+- zero-window advertisements (the receiver's buffer is full);
+- request -> reply timing: the client's data, then the server's data segments
+  until the client speaks again form one exchange. A reply written as two small
+  writes with Nagle on shows as a first small segment, then a ~40 ms gap that
+  ends just after the client's (delayed) ACK: Linux delays an ACK by at least
+  TCP_ATO_MIN = 40 ms (HZ/25).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from harness.packets.frames import ACK, FIN, RST, SYN, Endpoint, Segment
+
+SEQ_SPACE = 1 << 32
+# A gap inside one reply this long is worth reporting; a loopback reply segment
+# follows the previous one within microseconds unless something waited.
+REPLY_GAP_REPORT_S = 0.020
+# Nagle holds a segment smaller than the MSS while earlier data is unacknowledged;
+# a first write this small followed by a gap is the classic two-writes stall.
+NAGLE_SMALL_SEGMENT_BYTES = 536
+# The stalled rest of the reply leaves as soon as the client's ACK arrives.
+NAGLE_ACK_TO_SEND_S = 0.005
+MAX_CONNECTIONS_LISTED = 6
+
+
+@dataclass
+class SideFacts:
+    """What one side of a connection did."""
+
+    name: str                              # "client" or "server"
+    bytes_sent: int = 0                    # new payload bytes (retransmissions not counted)
+    syns: int = 0                          # SYN or SYN-ACK segments, retransmissions included
+    fin_at: float | None = None            # seconds after the connection's first packet
+    fin_after_bytes: int = 0
+    rst_at: float | None = None
+    rst_after_bytes: int = 0
+    retransmitted_segments: int = 0
+    retransmitted_bytes: int = 0
+    zero_windows: int = 0
+    first_zero_window_at: float | None = None
+    _base: int | None = None               # sequence number of data byte 0
+    _high: int = 0                         # highest data offset sent, unwrapped
+
+    def offset(self, seq: int) -> int:
+        """Unwrapped offset of ``seq`` from data byte 0 (the ISN+1 after a SYN).
+
+        Sequence numbers wrap at 4 GiB: pick the offset nearest to what was sent so far.
+        """
+        if self._base is None:
+            self._base = seq
+        raw = (seq - self._base) % SEQ_SPACE
+        turns = (self._high - raw + SEQ_SPACE // 2) // SEQ_SPACE
+        return raw + turns * SEQ_SPACE
+
+
+@dataclass
+class Exchange:
+    """One request (client data) and the server data that answered it."""
+
+    request_end: float
+    reply_times: list[float] = field(default_factory=list)
+    reply_sizes: list[int] = field(default_factory=list)
+    client_acks: list[float] = field(default_factory=list)
+
+    @property
+    def first_reply_after(self) -> float | None:
+        return self.reply_times[0] - self.request_end if self.reply_times else None
+
+    def largest_gap(self) -> tuple[float, int]:
+        """(seconds, index of the reply segment before the gap); (0, -1) without a gap."""
+        best, where = 0.0, -1
+        for i in range(1, len(self.reply_times)):
+            gap = self.reply_times[i] - self.reply_times[i - 1]
+            if gap > best:
+                best, where = gap, i - 1
+        return best, where
+
+    def nagle_stall(self) -> bool:
+        """A small segment, a gap, and the rest sent right after the client's ACK."""
+        gap, where = self.largest_gap()
+        if gap < REPLY_GAP_REPORT_S or self.reply_sizes[where] >= NAGLE_SMALL_SEGMENT_BYTES:
+            return False
+        resumed = self.reply_times[where + 1]
+        return any(0 <= resumed - t <= NAGLE_ACK_TO_SEND_S for t in self.client_acks)
+
+
+@dataclass
+class ConnectionFacts:
+    client: Endpoint
+    server: Endpoint
+    start: float                     # time of the first packet (the capture's clock)
+    end: float = 0.0
+    packets: int = 0
+    client_side: SideFacts = field(default_factory=lambda: SideFacts("client"))
+    server_side: SideFacts = field(default_factory=lambda: SideFacts("server"))
+    exchanges: list[Exchange] = field(default_factory=list)
+    client_isn: int | None = None
+
+    def side(self, segment: Segment) -> SideFacts:
+        return self.client_side if segment.src == self.client else self.server_side
+
+    @property
+    def handshake(self) -> str:
+        if self.client_side.syns == 0:
+            return "not seen (the connection was open before the capture started)"
+        if self.server_side.syns == 0:
+            return "SYN not answered"
+        return "complete"
+
+    def ended(self) -> bool:
+        """Both sides sent FIN, or someone sent RST: nothing more is owed."""
+        c, s = self.client_side, self.server_side
+        return (c.fin_at is not None and s.fin_at is not None) or \
+            c.rst_at is not None or s.rst_at is not None
+
+    def notable(self) -> bool:
+        c, s = self.client_side, self.server_side
+        return (not self.ended() or c.rst_at is not None or s.rst_at is not None
+                or c.retransmitted_segments + s.retransmitted_segments > 0
+                or c.zero_windows + s.zero_windows > 0
+                or self.largest_reply_gap()[0] >= REPLY_GAP_REPORT_S)
+
+    def largest_reply_gap(self) -> tuple[float, int]:
+        """(seconds, exchange index); (0, -1) when no reply had two segments."""
+        best, where = 0.0, -1
+        for i, exchange in enumerate(self.exchanges):
+            gap, _ = exchange.largest_gap()
+            if gap > best:
+                best, where = gap, i
+        return best, where
+
+
+@dataclass
+class CaptureSummary:
+    interface: str
+    server_port: int
+    packets: int
+    duration: float
+    connections: list[ConnectionFacts]
+    lost_packets: int = 0            # dropped by the kernel before the capture read them
+    truncated: bool = False          # the capture stopped keeping packets at its cap
+
+    def metrics(self) -> dict[str, float]:
+        sides = [s for c in self.connections for s in (c.client_side, c.server_side)]
+        gap = max((c.largest_reply_gap()[0] for c in self.connections), default=0.0)
+        return {
+            "packets_captured": self.packets,
+            "packets_retransmitted": sum(s.retransmitted_segments for s in sides),
+            "packets_zero_windows": sum(s.zero_windows for s in sides),
+            "packets_max_reply_gap_ms": round(gap * 1000, 3),
+        }
+
+
+def summarize(segments: list[Segment], server_port: int, interface: str = "lo",
+              lost_packets: int = 0, truncated: bool = False) -> CaptureSummary:
+    """Group segments into connections (the server is the side using ``server_port``)."""
+    ordered = sorted(segments, key=lambda s: s.time)
+    connections: list[ConnectionFacts] = []
+    open_by_pair: dict[tuple[Endpoint, Endpoint], ConnectionFacts] = {}
+    for segment in ordered:
+        if segment.dst.port == server_port:
+            client, server = segment.src, segment.dst
+        elif segment.src.port == server_port:
+            client, server = segment.dst, segment.src
+        else:
+            continue
+        connection = open_by_pair.get((client, server))
+        is_new_syn = (segment.src == client and segment.has(SYN) and not segment.has(ACK)
+                      and connection is not None and connection.client_isn != segment.seq)
+        if connection is None or is_new_syn:  # a new connection reusing the port pair
+            connection = ConnectionFacts(client, server, start=segment.time)
+            connections.append(connection)
+            open_by_pair[(client, server)] = connection
+        _account(connection, segment)
+    duration = ordered[-1].time - ordered[0].time if ordered else 0.0
+    return CaptureSummary(interface, server_port, len(ordered), duration, connections,
+                          lost_packets, truncated)
+
+
+def _account(connection: ConnectionFacts, segment: Segment) -> None:
+    side = connection.side(segment)
+    at = segment.time - connection.start
+    connection.packets += 1
+    connection.end = segment.time
+    if segment.has(SYN):
+        side.syns += 1
+        side._base = (segment.seq + 1) % SEQ_SPACE  # data byte 0 follows the SYN
+        if segment.src == connection.client and connection.client_isn is None:
+            connection.client_isn = segment.seq
+        if side.syns > 1:
+            side.retransmitted_segments += 1
+        return
+    if segment.has(RST):
+        if side.rst_at is None:
+            side.rst_at, side.rst_after_bytes = at, side.bytes_sent
+        return
+    if segment.window == 0:
+        side.zero_windows += 1
+        if side.first_zero_window_at is None:
+            side.first_zero_window_at = at
+    if segment.payload:
+        start = side.offset(segment.seq)
+        end = start + segment.payload
+        if end <= side._high:
+            side.retransmitted_segments += 1
+            side.retransmitted_bytes += segment.payload
+        else:
+            side.bytes_sent += end - max(start, side._high)
+            side._high = end
+        _track_exchange(connection, segment, side)
+    elif side is connection.client_side and segment.has(ACK) and connection.exchanges:
+        connection.exchanges[-1].client_acks.append(segment.time)
+    if segment.has(FIN) and side.fin_at is None:
+        side.fin_at, side.fin_after_bytes = at, side.bytes_sent
+
+
+def _track_exchange(connection: ConnectionFacts, segment: Segment, side: SideFacts) -> None:
+    exchanges = connection.exchanges
+    if side is connection.client_side:
+        if not exchanges or exchanges[-1].reply_times:
+            exchanges.append(Exchange(request_end=segment.time))
+        else:
+            exchanges[-1].request_end = segment.time  # the request continues
+    elif exchanges:
+        exchanges[-1].reply_times.append(segment.time)
+        exchanges[-1].reply_sizes.append(segment.payload)
+
+
+# -- words -------------------------------------------------------------------------
+
+
+def seconds_words(t: float) -> str:
+    """Loopback events are microseconds apart: milliseconds below a second."""
+    return f"{t * 1000:.3f} ms" if abs(t) < 1 else f"{t:.3f} s"
+
+
+def describe(summary: CaptureSummary) -> str:
+    """The packet summary shown beside a verdict's evidence."""
+    count = len(summary.connections)
+    lines = [f"{summary.packets} TCP packets on {summary.interface} port {summary.server_port} "
+             f"over {seconds_words(summary.duration)}, {count} connection{'s' if count != 1 else ''}"]
+    if summary.lost_packets:
+        lines.append(f"the kernel dropped {summary.lost_packets} packets before the capture "
+                     "read them (buffer full during a bulk transfer): counts are lower bounds")
+    if summary.truncated:
+        lines.append("the capture stopped keeping packets at its cap: later ones are missing")
+    listed = [c for c in summary.connections if c.notable()][:MAX_CONNECTIONS_LISTED]
+    if len(listed) < MAX_CONNECTIONS_LISTED:
+        listed += [c for c in summary.connections if c not in listed][
+            :MAX_CONNECTIONS_LISTED - len(listed)]
+    for connection in sorted(listed, key=lambda c: c.start):
+        number = summary.connections.index(connection) + 1
+        lines += _describe_connection(number, connection, summary)
+    rest = [c for c in summary.connections if c not in listed]
+    if rest:
+        clean = sum(1 for c in rest if not c.notable())
+        lines.append(f"{len(rest)} more connections ({clean} of them ended with FIN from both "
+                     "sides, no retransmission, no zero window, no reply gap)")
+    return "\n".join(lines)
+
+
+def _describe_connection(number: int, c: ConnectionFacts, summary: CaptureSummary) -> list[str]:
+    origin = summary.connections[0].start
+    lines = [f"connection {number}: client {c.client} -> server {c.server}, "
+             f"+{seconds_words(c.start - origin)} for {seconds_words(c.end - c.start)}, "
+             f"{c.packets} packets"]
+    if c.handshake != "complete":
+        lines.append(f"  handshake: {c.handshake}")
+    lines.append(f"  sent: client {c.client_side.bytes_sent} bytes, "
+                 f"server {c.server_side.bytes_sent} bytes")
+    lines.append(f"  end: {end_words(c)}")
+    lines.append(f"  retransmissions: {_retransmission_words(c)}")
+    lines.append(f"  zero windows: {_zero_window_words(c)}")
+    if c.exchanges:
+        lines.append(f"  replies: {reply_words(c)}")
+    return lines
+
+
+def end_words(c: ConnectionFacts) -> str:
+    """Who sent FIN and RST, when, after how many bytes; and who never did."""
+    events = []
+    for side in (c.client_side, c.server_side):
+        if side.fin_at is not None:
+            events.append((side.fin_at, f"{side.name} FIN at +{seconds_words(side.fin_at)} "
+                                        f"after {side.fin_after_bytes} bytes"))
+        if side.rst_at is not None:
+            events.append((side.rst_at, f"{side.name} RST at +{seconds_words(side.rst_at)} "
+                                        f"after {side.rst_after_bytes} bytes"))
+    words = [text for _, text in sorted(events)]
+    missing = [s.name for s in (c.client_side, c.server_side)
+               if s.fin_at is None and s.rst_at is None]
+    if missing and words:
+        words.append(" and ".join(f"no FIN or RST from the {name}" for name in missing))
+    return "; ".join(words) or "neither side sent FIN or RST during the capture"
+
+
+def _retransmission_words(c: ConnectionFacts) -> str:
+    words = []
+    for side in (c.client_side, c.server_side):
+        syn_retries = max(0, side.syns - 1)
+        data = side.retransmitted_segments - syn_retries
+        if syn_retries:
+            kind = "SYN" if side is c.client_side else "SYN-ACK"
+            words.append(f"{side.name} {kind} sent {side.syns} times")
+        if data:
+            words.append(f"{side.name} {data} segments ({side.retransmitted_bytes} bytes)")
+    return ", ".join(words) or "none"
+
+
+def _zero_window_words(c: ConnectionFacts) -> str:
+    words = [f"{s.name} advertised 0 {s.zero_windows} times (first at "
+             f"+{seconds_words(s.first_zero_window_at)})"
+             for s in (c.client_side, c.server_side) if s.zero_windows]
+    return ", ".join(words) or "none"
+
+
+def reply_words(c: ConnectionFacts) -> str:
+    answered = [e for e in c.exchanges if e.reply_times]
+    if not answered:
+        return f"{len(c.exchanges)} requests, no reply data"
+    firsts = [e.first_reply_after or 0.0 for e in answered]
+    text = (f"{len(answered)} answered requests; request -> first reply segment median "
+            f"{statistics.median(firsts) * 1000:.2f} ms, max {max(firsts) * 1000:.2f} ms")
+    gap, where = c.largest_reply_gap()
+    if gap >= REPLY_GAP_REPORT_S:
+        stalls = sum(1 for e in answered if e.nagle_stall())
+        exchange = c.exchanges[where]
+        _, before = exchange.largest_gap()
+        text += (f"; largest gap inside a reply {gap * 1000:.1f} ms (request {where + 1}, after "
+                 f"a {exchange.reply_sizes[before]}-byte segment)")
+        if stalls:
+            text += (f"; {stalls} of {len(answered)} replies stalled until the client's ACK "
+                     "(Nagle: a small write, then the rest waits for the delayed ACK)")
+    return text
+
+
+# -- citing facts in a verdict -----------------------------------------------------------
+
+# Which facts a failed verdict of a family cites. graceful-close and client-abort
+# are about how connections ended; latency about where a reply waited.
+CITED_FACTS = {"graceful-close": "ends", "client-abort": "ends", "latency": "replies"}
+
+
+def cite(summary: CaptureSummary, family: str) -> str:
+    """One or two lines for the evidence of a failed verdict of ``family`` ('' if none)."""
+    kind = CITED_FACTS.get(family)
+    if kind is None or not summary.connections:
+        return ""
+    if kind == "replies":
+        stalled = [(c, e) for c in summary.connections for e in c.exchanges if e.nagle_stall()]
+        gap, connection = max(((c.largest_reply_gap()[0], c) for c in summary.connections),
+                              key=lambda pair: pair[0])
+        if stalled:
+            return (f"packets: {len(stalled)} replies stalled until the client's ACK "
+                    f"(largest gap inside a reply {gap * 1000:.1f} ms): a small segment, then "
+                    "the rest of the reply only after the client's delayed ACK")
+        return f"packets: {reply_words(connection)}"
+    # Connections opened before the capture (a readiness probe) are not the scenario's.
+    own = [c for c in summary.connections if c.client_side.syns] or summary.connections
+    notable = [c for c in own if c.notable()] or own
+    lines = [f"packets: connection {summary.connections.index(c) + 1} of "
+             f"{len(summary.connections)}: {end_words(c)}" for c in notable[:2]]
+    if len(notable) > 2:
+        lines.append(f"packets: {len(notable) - 2} more connections like these")
+    return "\n".join(lines)
+
+
+class EndTracker:
+    """Whether every connection seen so far has ended, fed incrementally.
+
+    Only SYN, FIN and RST segments matter, so a caller may feed just those.
+    """
+
+    def __init__(self, server_port: int) -> None:
+        self.server_port = server_port
+        self._fins: dict[tuple[Endpoint, Endpoint], set[Endpoint]] = {}
+        self._reset: set[tuple[Endpoint, Endpoint]] = set()
+
+    def feed(self, segment: Segment) -> None:
+        if segment.dst.port == self.server_port:
+            pair = (segment.src, segment.dst)
+        elif segment.src.port == self.server_port:
+            pair = (segment.dst, segment.src)
+        else:
+            return
+        if segment.has(SYN) and not segment.has(ACK):
+            self._fins[pair] = set()
+            self._reset.discard(pair)
+        fins = self._fins.get(pair)
+        if fins is None:
+            return  # opened before the capture: its end is not this scenario's business
+        if segment.has(RST):
+            self._reset.add(pair)
+        elif segment.has(FIN):
+            fins.add(segment.src)
+
+    def all_ended(self) -> bool:
+        return all(pair in self._reset or len(fins) == 2 for pair, fins in self._fins.items())

@@ -1,0 +1,59 @@
+"""backlog: while the server cannot accept, new connections still complete their handshake.
+
+The kernel completes TCP handshakes on its own and queues them until accept();
+the queue holds backlog + 1 connections, backlog being listen()'s argument
+capped by net.core.somaxconn (4096 here). Once it is full, further SYNs are
+dropped and the client retries after 1 s, 2 s, 3 s (tcp_syn_linear_timeouts;
+measured in shared/bench/RESULTS.md section 6). A server that is busy for a
+moment (a GC pause, a burst of work in its accept loop) must not turn a burst
+of clients into one-second stalls.
+"""
+
+from harness.drivers.load import connect_burst, probe_service
+from harness.scenario import Family, scenario
+from harness.verdict import expect
+
+BACKLOG = Family(
+    name="backlog",
+    behaviour="connections made while the server is not accepting wait in its accept queue",
+    hint="pass a large backlog to listen() (SOMAXCONN, or at least 128): the kernel queues "
+    "backlog+1 handshaken connections; past that it drops SYNs and clients retry after 1 s",
+)
+
+NOT_ON_UNIX = {"unix": "a Unix listener with a full accept queue fails connect() at once with "
+                       "EAGAIN instead of dropping and retrying SYNs: a different behaviour"}
+# 16 connections: listen(1) (queue of 2) and listen(5) (queue of 6) fail, any
+# backlog >= 15 passes.
+BURST_CONNECTIONS = 16
+# Handshakes on loopback take microseconds; the window only has to outlast a
+# busy machine. A dropped SYN is retried after 1 s into a queue that is still
+# full (the server stays paused), so a longer window would change nothing.
+HANDSHAKE_WINDOW_S = 1.5
+PROBE_TIMEOUT = 5.0
+
+
+@scenario(BACKLOG, fresh_server=True, not_on=NOT_ON_UNIX)
+def test_backlog_burst_while_paused(server, metrics):
+    """16 connects made while the server is stopped all complete their handshake.
+
+    Trigger: one request is served (so nothing earlier waits in the queue),
+    then the server's process group is stopped (SIGSTOP) and 16 non-blocking
+    connects start at once; the group is continued afterwards.
+    Verdict: all 16 handshakes complete within 1.5 s; the number that did is
+    recorded as accept_queue_depth (a lower bound when all did).
+    """
+    warm_up = probe_service(server, PROBE_TIMEOUT)
+    expect(warm_up.ok, "the server did not serve a first request", probe=warm_up.detail)
+    server.process.pause()
+    try:
+        burst = connect_burst(server.address, BURST_CONNECTIONS, HANDSHAKE_WINDOW_S)
+    finally:
+        server.process.resume()
+    metrics.record("accept_queue_depth", burst.completed)
+    expect(burst.completed == BURST_CONNECTIONS,
+           f"only {burst.completed} of {BURST_CONNECTIONS} connections completed their "
+           f"handshake while the server was not accepting: its accept queue holds "
+           f"{burst.completed} (listen backlog about {max(burst.completed - 1, 0)})",
+           handshakes_completed=burst.completed, still_in_syn_sent=burst.pending,
+           failed=burst.failed or "none", waited_s=f"{burst.waited_s:.2f}",
+           consequence="each further client's SYN is dropped; it retries after 1 s, 2 s, 3 s")

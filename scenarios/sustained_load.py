@@ -1,0 +1,82 @@
+"""sustained-load: the server keeps serving through a long run of connections.
+
+Whatever a server keeps per connection and never gives back (a descriptor, a
+thread, a buffer, an entry in a table) or counts with a too-small counter ends
+it after some number of clients. 1100 sequential connections, each with one
+short exchange, cross the round numbers (256, 512, 1000, 1024) where such
+limits usually sit. The rate is recorded as conn_per_s; it is not judged (the
+connection-rate family does that).
+"""
+
+from functools import partial
+
+import pytest
+
+from harness.drivers.load import echo_then_close, get_then_close, run_in_sequence
+from harness.process import describe_exit
+from harness.scenario import Family, scenario
+from harness.verdict import expect, fail
+
+SUSTAINED_LOAD = Family(
+    name="sustained-load",
+    behaviour="the server serves a long run of connections, one after another, and lives",
+    hint="nothing may accumulate per connection: close every socket, let every thread end "
+    "(or reuse a bounded pool), free every buffer; a crash after N clients is usually a "
+    "leak, a fixed-size table, or a counter that overflows",
+)
+
+CONNECTIONS = 1100
+CONNECT_TIMEOUT = 5.0
+# 1100 connections take about half a second here; the budget only stops a
+# server far too slow to judge in reasonable time (connection-rate judges speed).
+RUN_TIME_LIMIT = 30.0
+JUDGE_RATE_AFTER_S = 3.0
+PAYLOAD = b"sockspec sustained-load\n"
+SMALL_FILE = "sustained.txt"
+SMALL_BODY = b"sockspec sustained-load body\n" * 4
+
+
+def _expect_all_served(server, metrics, one_connection, exchange: str) -> None:
+    run = run_in_sequence(CONNECTIONS, one_connection, time_limit=RUN_TIME_LIMIT,
+                          judge_rate_after=JUDGE_RATE_AFTER_S)
+    if run.stopped_early:
+        # Not a verdict on this family: the server is alive and serving, only slowly.
+        pytest.skip(f"too slow to judge sustained load: {run.stopped_early}")
+    metrics.record("conn_per_s", run.per_second)
+    status = server.process.exit_status()
+    state = "running" if status is None else describe_exit(status)
+    if run.failure:
+        fail(f"the server stopped serving after {run.completed} of {CONNECTIONS} sequential "
+             "connections", first_failure=run.failure, exchange=exchange,
+             elapsed_s=f"{run.elapsed_s:.2f}", server_process=state)
+    expect(server.alive(), f"the server died after serving {CONNECTIONS} connections",
+           exchange=exchange, server_process=state)
+
+
+@scenario(SUSTAINED_LOAD, profiles=("echo",), fresh_server=True)
+def test_sustained_load_echo(server, metrics):
+    """1100 sequential connections, one short echo each, are all served.
+
+    Trigger: 1100 connections one after another: connect, send 24 bytes, read
+    the echo, close().
+    Verdict: every echo comes back whole and the process is alive afterwards;
+    conn_per_s is recorded.
+    """
+    one = partial(echo_then_close, server.address, PAYLOAD, CONNECT_TIMEOUT)
+    _expect_all_served(server, metrics, lambda index: one(),
+                       f"connect, {len(PAYLOAD)}-byte echo, close()")
+
+
+@scenario(SUSTAINED_LOAD, profiles=("http",), fresh_server=True)
+def test_sustained_load_http(server, metrics):
+    """1100 sequential connections, one small GET each, are all served.
+
+    Trigger: 1100 connections one after another: GET of a 116-byte file, read
+    to EOF.
+    Verdict: every response is 200 with the whole file and the process is
+    alive afterwards; conn_per_s is recorded.
+    """
+    server.put_file(SMALL_FILE, SMALL_BODY)
+    one = partial(get_then_close, server.address, f"/{SMALL_FILE}", SMALL_BODY, CONNECT_TIMEOUT)
+    _expect_all_served(server, metrics, lambda index: one(),
+                       f"GET of a {len(SMALL_BODY)}-byte file, read to EOF")
