@@ -26,10 +26,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import TargetConfigError, UsageError
+from harness.errors import TargetConfigError
 from harness.targets import (
     PROFILES,
     PROJECT_ROOT,
+    ArgvTemplates,
     Target,
     parse_server_tables,
     read_targets_toml,
@@ -45,7 +46,7 @@ REFERENCE_CLIENT_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
-class ClientTarget:
+class ClientTarget(ArgvTemplates):
     """A client under test, started from argv templates."""
 
     name: str
@@ -62,22 +63,6 @@ class ClientTarget:
 
     kind = "client"
     managed = True  # always started by the harness
-
-    def transports(self) -> list[str]:
-        found = []
-        if self.tcp:
-            found.append("tcp")
-            if self.ipv6:
-                found.append("tcp6")
-        if self.unix:
-            found.append("unix")
-        return found
-
-    def template_for(self, transport: str) -> tuple[str, ...]:
-        template = self.unix if transport == "unix" else self.tcp
-        if template is None or transport not in self.transports():
-            raise UsageError(f"client {self.name!r} has no {transport} command")
-        return template
 
     def is_failure_status(self, status: int | None) -> bool:
         """A failure report: a declared failure status (death by a signal never is one)."""

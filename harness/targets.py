@@ -28,28 +28,15 @@ PLACEHOLDER = re.compile(r"\{(host|port|hostport|path|root)\}")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-@dataclass(frozen=True)
-class Target:
-    """A server under test, started from argv templates."""
+class ArgvTemplates:
+    """Transports of a program started from ``tcp``/``unix`` argv templates."""
 
     name: str
-    profile: str
     tcp: tuple[str, ...] | None
     unix: tuple[str, ...] | None
     ipv6: bool
-    cwd: str
-    source: str
-    connect: Address | None = None   # a server already running: never started or stopped
-    root: str | None = None          # its document root (http), which the harness fills
-
-    @property
-    def managed(self) -> bool:
-        """True when the harness starts and stops the server itself."""
-        return self.connect is None
 
     def transports(self) -> list[str]:
-        if self.connect is not None:
-            return [self.connect.transport]
         found = []
         if self.tcp:
             found.append("tcp")
@@ -62,8 +49,35 @@ class Target:
     def template_for(self, transport: str) -> tuple[str, ...]:
         template = self.unix if transport == "unix" else self.tcp
         if template is None or transport not in self.transports():
-            raise UsageError(f"target {self.name!r} has no {transport} command")
+            raise UsageError(f"{self.kind} {self.name!r} has no {transport} command")
         return template
+
+
+@dataclass(frozen=True)
+class Target(ArgvTemplates):
+    """A server under test, started from argv templates."""
+
+    name: str
+    profile: str
+    tcp: tuple[str, ...] | None
+    unix: tuple[str, ...] | None
+    ipv6: bool
+    cwd: str
+    source: str
+    connect: Address | None = None   # a server already running: never started or stopped
+    root: str | None = None          # its document root (http), which the harness fills
+
+    kind = "server"
+
+    @property
+    def managed(self) -> bool:
+        """True when the harness starts and stops the server itself."""
+        return self.connect is None
+
+    def transports(self) -> list[str]:
+        if self.connect is not None:
+            return [self.connect.transport]
+        return super().transports()
 
 
 def render_argv(template: tuple[str, ...], values: dict[str, str]) -> list[str]:

@@ -29,8 +29,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from harness.errors import SockspecError
+from harness.iproute import IP_COMMAND_TIMEOUT_S, run_ip
 
-IP_COMMAND_TIMEOUT_S = 10.0
 IFNAMSIZ = 16  # interface names hold at most 15 characters plus the NUL
 
 
@@ -92,14 +92,7 @@ def unavailable_reason() -> str | None:
 
 
 def _ip(*args: str) -> None:
-    try:
-        subprocess.run(["ip", *args], check=True, capture_output=True, text=True,
-                       timeout=IP_COMMAND_TIMEOUT_S, stdin=subprocess.DEVNULL)
-    except subprocess.CalledProcessError as exc:
-        detail = (exc.stderr or exc.stdout or "").strip().splitlines()
-        raise LabError(f"ip {' '.join(args)}: {detail[-1] if detail else exc}") from None
-    except subprocess.TimeoutExpired:
-        raise LabError(f"ip {' '.join(args)} took more than {IP_COMMAND_TIMEOUT_S:g} s") from None
+    run_ip(*args, error=LabError)
 
 
 def existing_namespaces() -> set[str]:

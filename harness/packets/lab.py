@@ -35,7 +35,6 @@ import secrets
 import shutil
 import socket
 import struct
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,12 +42,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from harness.errors import SockspecError
+from harness.iproute import run_ip
 
 T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
 SIOCGIFHWADDR = 0x8927
-IP_COMMAND_TIMEOUT_S = 10.0
 NAMESPACE_DIR = "/var/run/netns"
 SERVER_HOST = "127.0.0.1"
 
@@ -115,15 +114,7 @@ def run_in_namespace(namespace: str, function: Callable[[], T]) -> T:
 
 
 def _ip(*args: str) -> None:
-    try:
-        subprocess.run(["ip", *args], check=True, capture_output=True, text=True,
-                       timeout=IP_COMMAND_TIMEOUT_S, stdin=subprocess.DEVNULL)
-    except subprocess.CalledProcessError as exc:
-        detail = (exc.stderr or exc.stdout or "").strip().splitlines()
-        raise WireLabUnavailable(f"ip {' '.join(args)}: {detail[-1] if detail else exc}") from None
-    except subprocess.TimeoutExpired:
-        raise WireLabUnavailable(
-            f"ip {' '.join(args)} took more than {IP_COMMAND_TIMEOUT_S:g} s") from None
+    run_ip(*args, error=WireLabUnavailable)
 
 
 def _hardware_address(interface: str) -> str:
