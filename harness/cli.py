@@ -93,6 +93,8 @@ def build_parser() -> ArgumentParser:
     report.add_argument("results", nargs="+", metavar="RESULTS.json",
                         help="one results file, or two (old new) to compare")
     report.add_argument("-o", "--output", required=True, metavar="HTML")
+    report.add_argument("--bench", metavar="BENCH.json",
+                        help="also show a benchmark file written by `sockspec bench`")
     return parser
 
 
@@ -192,7 +194,7 @@ def command_report(args: argparse.Namespace) -> int:
 
     if len(args.results) > 2:
         raise UsageError("report takes one results file, or two (old new) to compare")
-    write_report_files(args.results, args.output)
+    write_report_files(args.results, args.output, bench_path=args.bench)
     print(os.path.abspath(args.output))
     return 0
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
+from reports.bench import bench_context, load_bench
 from reports.charts import format_number
 from reports.compare import Comparison, compare_documents
 from reports.measurements import family_measurements
@@ -96,8 +97,9 @@ def comparison_context(baseline: dict, document: dict, anchors: dict) -> dict:
     }
 
 
-def render_html(document: dict, baseline: dict | None = None) -> str:
-    """The report as a string; with ``baseline`` (the older run) it gains a comparison."""
+def render_html(document: dict, baseline: dict | None = None, bench: dict | None = None) -> str:
+    """The report as a string; with ``baseline`` (the older run) it gains a comparison,
+    with ``bench`` (a sockspec.bench/1 document) a benchmark section."""
     items = normalise_results(document)
     run = document.get("run") if isinstance(document.get("run"), dict) else {}
     targets = [t for t in document.get("targets") or [] if isinstance(t, dict)]
@@ -120,6 +122,7 @@ def render_html(document: dict, baseline: dict | None = None) -> str:
         "sysctls": sysctl_rows(run),
         "targets": targets,
         "comparison": comparison_context(baseline, document, anchors) if baseline else None,
+        "bench": bench_context(bench) if bench else None,
         "style": Markup(_inline_asset("report.css")),
         "script": Markup(script),
         "script_hash": _script_hash(script),
@@ -127,17 +130,19 @@ def render_html(document: dict, baseline: dict | None = None) -> str:
     return _environment().get_template(TEMPLATE).render(context)
 
 
-def write_html_report(document: dict, path: str | Path, baseline: dict | None = None) -> None:
+def write_html_report(document: dict, path: str | Path, baseline: dict | None = None,
+                      bench: dict | None = None) -> None:
     """Write the report for ``document`` atomically (a reader never sees half a file)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(render_html(document, baseline), encoding="utf-8")
+    tmp.write_text(render_html(document, baseline, bench), encoding="utf-8")
     os.replace(tmp, target)
 
 
-def write_report_files(paths: list[str], output: str) -> None:
-    """CLI entry: one results file -> its report; two (old, new) -> report of new vs old.
+def write_report_files(paths: list[str], output: str, bench_path: str | None = None) -> None:
+    """CLI entry: one results file -> its report; two (old, new) -> report of new vs old;
+    ``bench_path``: a benchmark file (sockspec bench) shown in its own section.
 
     Raises ResultsFormatError (one-line message) for a file that is not results JSON.
     """
@@ -145,4 +150,5 @@ def write_report_files(paths: list[str], output: str) -> None:
         raise ValueError("a report takes one results file, or two (old new) to compare")
     documents = [load_results(path) for path in paths]
     baseline = documents[0] if len(documents) == 2 else None
-    write_html_report(documents[-1], output, baseline=baseline)
+    bench = load_bench(bench_path) if bench_path else None
+    write_html_report(documents[-1], output, baseline=baseline, bench=bench)

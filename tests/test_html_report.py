@@ -218,3 +218,33 @@ def test_chart_helpers():
     assert log_axis.log and log_axis.low == 0.01 and log_axis.high == 100
     linear = value_axis([3.0, 7.5])
     assert not linear.log and linear.low == 0 and linear.high >= 7.5
+
+
+def test_benchmark_file_is_shown_with_ratios_and_goals(tmp_path):
+    from reports.bench import load_bench
+    from reports.html import write_report_files
+    from reports.results import ResultsFormatError, build_document, write_results
+
+    results = tmp_path / "r.json"
+    write_results(results, build_document({"started": "now"}, [], []))
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({
+        "schema": "sockspec.bench/1", "date": "2026-11-24", "runs": 5,
+        "comparisons": [
+            {"name": "connection_rate", "sockspec": 13200, "baseline": 13180, "unit": "conn/s",
+             "ratio": 1.0015, "goal": ">= 0.9x", "met": True, "baseline_tool": "crr (C)"},
+            {"name": "latency_p50<x>", "sockspec": 5.46, "baseline": 4.92, "unit": "us",
+             "ratio": 1.11, "goal": "<= 1.05x", "met": False},
+        ]}))
+    out = tmp_path / "report.html"
+    write_report_files([str(results)], str(out), bench_path=str(bench))
+    html = out.read_text()
+    assert "Benchmark: sockspec against its baselines" in html
+    rows = re.findall(r"<tr><td title=[^>]*>([^<]*)</td>.*?</tr>", html)
+    assert rows == ["connection_rate", "latency_p50&lt;x&gt;"]  # names escaped
+    assert ">1.11<" in html and ">&lt;= 1.05x<" in html
+    assert html.count('class="badge b-passed">yes') == 1
+    assert html.count('class="badge b-failed">no') == 1
+    bench.write_text(json.dumps({"schema": "sockspec.results/1", "results": []}))
+    with pytest.raises(ResultsFormatError, match="not a sockspec benchmark file"):
+        load_bench(bench)
