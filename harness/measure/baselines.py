@@ -41,11 +41,11 @@ def default_source_dir() -> Path:
 
 def build(source_dir: Path, build_dir: Path) -> dict[str, Path]:
     """Copy the C sources to ``build_dir`` and compile PROGRAMS; name -> binary."""
+    if not (source_dir / "common.h").exists():
+        raise BenchError(f"no C baseline sources in {source_dir} (expected common.h, *.c)")
     if shutil.which("gcc") is None:
         raise BenchError("gcc is not installed: the C baselines are built at run time "
                          "(apt-get install -y gcc)")
-    if not (source_dir / "common.h").exists():
-        raise BenchError(f"no C baseline sources in {source_dir} (expected common.h, *.c)")
     shutil.copy2(source_dir / "common.h", build_dir / "common.h")
     binaries = {}
     for name in PROGRAMS:
