@@ -12,6 +12,7 @@ import errno
 import ipaddress
 import os
 import socket
+import struct
 from dataclasses import dataclass
 
 from harness.errors import AddressError, ConnectError, PeerError
@@ -213,6 +214,20 @@ def read_until_end(
     return b"".join(chunks), StreamEnd.LIMIT
 
 
+def set_io_timeouts(sock: socket.socket, seconds: float) -> None:
+    """Bound every blocking send/recv/connect on ``sock`` by ``seconds`` (kernel timeouts).
+
+    For a socket left in blocking mode (settimeout(None)). CPython implements
+    settimeout() by poll()ing before every send and recv, one extra system call
+    per operation; with SO_RCVTIMEO/SO_SNDTIMEO a blocked call instead fails
+    with EAGAIN (BlockingIOError) when the time is up.
+    """
+    whole = int(seconds)
+    value = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+
 def half_close(sock: socket.socket) -> None:
     """Send our FIN (shutdown(SHUT_WR)) but keep reading."""
     sock.shutdown(socket.SHUT_WR)
@@ -220,7 +235,7 @@ def half_close(sock: socket.socket) -> None:
 
 def abort(sock: socket.socket) -> None:
     """Close with RST instead of FIN: SO_LINGER {on, 0} then close()."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
 
 

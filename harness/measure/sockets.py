@@ -18,20 +18,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from harness.errors import AddressError
-from harness.transport import Address, TcpAddress, parse_address
+from harness.transport import Address, TcpAddress, parse_address, set_io_timeouts
+
+__all__ = ["set_io_timeouts"]  # re-exported for the load loops
 
 # <linux/in.h>: bind() reserves no port; connect() picks it per 4-tuple.
 # Python's socket module may lack the constant.
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 RST_LINGER = struct.pack("ii", 1, 0)  # SO_LINGER {on, 0}: close() sends RST, no TIME_WAIT
-
-
-def set_io_timeouts(sock: socket.socket, seconds: float) -> None:
-    """Bound every blocking send/recv/connect on ``sock`` by ``seconds`` (kernel timeouts)."""
-    whole = int(seconds)
-    value = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
 
 
 def failure_name(exc: BaseException) -> str:

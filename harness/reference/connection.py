@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from harness.errors import UsageError
 from harness.protocol import http
 from harness.protocol.echo import ECHO_BUFFER_BYTES, EchoSession, FinishWithFin
+from harness.transport import set_io_timeouts
 
 PROFILES = ("echo", "http")
 DEFAULT_IDLE_TIMEOUT = 30.0
@@ -81,6 +82,10 @@ def handle_connection(conn: socket.socket, config: ServeConfig) -> None:
 
 
 def serve_echo(conn: socket.socket, config: ServeConfig) -> None:
+    # Truly blocking I/O, one system call per recv and per send; the kernel
+    # bounds an idle peer (SO_RCVTIMEO/SO_SNDTIMEO expiry raises EAGAIN).
+    conn.settimeout(None)
+    set_io_timeouts(conn, config.idle_timeout)
     session = EchoSession()
     buffer = bytearray(ECHO_BUFFER_BYTES)
     with memoryview(buffer) as view:
