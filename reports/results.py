@@ -85,11 +85,9 @@ class ResultCollector:
             return
         evidence = record.get("evidence") or ""
         new_outcome = _phase_outcome(when, outcome)
-        if new_outcome is None:
-            return
-        if _rank(new_outcome) >= _rank(item.outcome):
+        if new_outcome is not None and _rank(new_outcome) >= _rank(item.outcome):
             item.outcome = new_outcome
-        if evidence:
+        if evidence:  # also from a passed teardown: e.g. "after stop: port still held"
             item.evidence = f"{item.evidence}\n{evidence}".strip()
 
     def items(self) -> list[ItemResult]:

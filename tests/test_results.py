@@ -78,3 +78,12 @@ def test_extra_facts_record_adds_fields_without_changing_outcome():
     assert item.outcome == "failed" and item.evidence == "RST seen"
     assert item.pcap == "pcaps/a.pcap" and item.packet_summary.startswith("server sent RST")
     assert item.metrics == {"retransmissions": 0}
+
+
+def test_stop_problems_from_a_passed_teardown_reach_the_evidence():
+    c = ResultCollector()
+    phases(c, "a", ("setup", "passed", "", {}), ("call", "passed", "", {}),
+           ("teardown", "passed", "after stop: port 20001 still held by a listener", {}))
+    (item,) = c.items()
+    assert item.outcome == "passed"
+    assert item.evidence == "after stop: port 20001 still held by a listener"
