@@ -32,6 +32,7 @@ from harness.targets import (
     PROJECT_ROOT,
     ArgvTemplates,
     Target,
+    parse_argv,
     parse_server_tables,
     read_targets_toml,
 )
@@ -169,7 +170,7 @@ def parse_client_table(table: dict, where: str, cwd: str, source: str) -> Client
     profile = table.get("profile")
     if profile not in PROFILES:
         raise TargetConfigError(f"{where}: key 'profile' must be \"echo\" or \"http\", got {profile!r}")
-    argvs = {key: _argv(table, key, where) for key in ("tcp", "unix")}
+    argvs = {key: parse_argv(table, key, where) for key in ("tcp", "unix")}
     if argvs["tcp"] is None and argvs["unix"] is None:
         raise TargetConfigError(f"{where}: needs a 'tcp' or a 'unix' command (an argv list)")
     ipv6 = table.get("ipv6", False)
@@ -210,15 +211,6 @@ def _failure_statuses(value: object, success: int, where: str) -> tuple[int, ...
     if success in value:
         raise TargetConfigError(f"{where}: key 'failure_status' contains the success status "
                                 f"{success}")
-    return tuple(value)
-
-
-def _argv(table: dict, key: str, where: str) -> tuple[str, ...] | None:
-    value = table.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not value or not all(isinstance(a, str) for a in value):
-        raise TargetConfigError(f"{where}: key {key!r} must be a non-empty list of strings (argv)")
     return tuple(value)
 
 

@@ -214,7 +214,7 @@ def _parse_server_table(
         raise TargetConfigError(f"{where}: key 'profile' must be \"echo\" or \"http\", got {profile!r}")
     if "connect" in table:
         return _parse_connect_table(table, where, cwd, source, name, profile, allow_remote)
-    argvs = {key: _argv(table, key, where) for key in ("tcp", "unix")}
+    argvs = {key: parse_argv(table, key, where) for key in ("tcp", "unix")}
     if argvs["tcp"] is None and argvs["unix"] is None:
         raise TargetConfigError(
             f"{where}: needs a 'tcp' or a 'unix' command (an argv list), or 'connect'"
@@ -248,7 +248,7 @@ def _parse_connect_table(
         raise TargetConfigError(f"{where}: key 'connect': {exc}") from None
 
 
-def _argv(table: dict, key: str, where: str) -> tuple[str, ...] | None:
+def parse_argv(table: dict, key: str, where: str) -> tuple[str, ...] | None:
     value = table.get(key)
     if value is None:
         return None

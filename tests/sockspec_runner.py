@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -54,3 +55,20 @@ def server_cmd(script: Path, profile: str, transport: str) -> list[str]:
     root = " -r {root}" if profile == "http" else ""
     command = f"{sys.executable} {script} --profile {profile} {address}{root}"
     return ["--server-cmd", command, "--profile", profile]
+
+
+FAULTY_DIR = PROJECT / "fixtures" / "faulty"
+
+
+def faulty_programs(kind: str) -> list[tuple[str, Path, object]]:
+    """(name, path, DEFECT) of every faulty fixture of ``kind`` ("server" or "client")."""
+    found = []
+    for path in sorted(FAULTY_DIR.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        spec = importlib.util.spec_from_file_location(f"faulty_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if module.DEFECT.kind == kind:
+            found.append((path.stem, path, module.DEFECT))
+    return found

@@ -9,31 +9,20 @@ families the defect truly breaks too (also_fails).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
-from sockspec_runner import PROJECT, run_sockspec
+from sockspec_runner import faulty_programs, run_sockspec
 
 pytestmark = pytest.mark.selftest
 
-FAULTY_DIR = PROJECT / "fixtures" / "faulty"
 FAULTY_CLIENT_TIMEOUT_S = 3
 
 
 def faulty_clients() -> list[tuple[str, Path, object]]:
-    found = []
-    for path in sorted(FAULTY_DIR.glob("*.py")):
-        if path.name.startswith("_"):
-            continue
-        spec = importlib.util.spec_from_file_location(f"faulty_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        if module.DEFECT.kind == "client":
-            found.append((path.stem, path, module.DEFECT))
-    return found
+    return faulty_programs("client")
 
 
 def client_table(name: str, script: Path, profile: str) -> str:

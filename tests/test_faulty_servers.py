@@ -7,28 +7,17 @@ else may fail except the families the defect truly breaks too (also_fails).
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
-from sockspec_runner import PROJECT, run_sockspec, server_cmd
+from sockspec_runner import faulty_programs, run_sockspec, server_cmd
 
 pytestmark = pytest.mark.selftest
 
-FAULTY_DIR = PROJECT / "fixtures" / "faulty"
 
 
 def faulty_servers() -> list[tuple[str, Path, object]]:
-    found = []
-    for path in sorted(FAULTY_DIR.glob("*.py")):
-        if path.name.startswith("_"):
-            continue
-        spec = importlib.util.spec_from_file_location(f"faulty_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        if module.DEFECT.kind == "server":  # faulty clients: tests/test_faulty_clients.py
-            found.append((path.stem, path, module.DEFECT))
-    return found
+    return faulty_programs("server")
 
 
 CASES = [
