@@ -7,12 +7,17 @@ closed, threads joined, Unix socket file removed) by its context manager.
 from __future__ import annotations
 
 import os
+import select
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from harness.transport import Address, TcpAddress, UnixAddress
 
@@ -139,3 +144,29 @@ def never_answer(conn: socket.socket) -> None:
     """Hold the connection and read, but never write."""
     while conn.recv(65536):
         pass
+
+
+PROJECT = Path(__file__).resolve().parent.parent
+EPOLL_ECHO = PROJECT / "fixtures" / "servers" / "epoll_echo.py"
+SERVER_READY_TIMEOUT = 10.0
+
+
+def start_epoll_echo(args: list[str], prefix: list[str] | None = None,
+                     what: str = "epoll_echo.py") -> tuple[subprocess.Popen, int]:
+    """Start fixtures/servers/epoll_echo.py with --announce; return it and its port.
+
+    ``prefix`` wraps the command (e.g. `ip netns exec NS`). A server that does
+    not announce itself in time is killed and the test fails, naming ``what``.
+    """
+    import pytest
+
+    command = [sys.executable, str(EPOLL_ECHO), "--profile", "echo", "--announce", *args]
+    proc = subprocess.Popen((prefix or []) + command, stdout=subprocess.PIPE, text=True,
+                            start_new_session=True, cwd=PROJECT)
+    ready, _, _ = select.select([proc.stdout], [], [], SERVER_READY_TIMEOUT)
+    line = proc.stdout.readline() if ready else ""
+    if not line.startswith("READY"):
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        pytest.fail(f"{what} did not announce itself: {line!r}")
+    return proc, int(line.split()[1])

@@ -1,21 +1,20 @@
 """Concurrent connections: one holder in-process, several over execnet, and 100k at once."""
 
 import os
-import select
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from measure_servers import (
+    SERVER_READY_TIMEOUT,
     ScriptedServer,
     close_at_once,
     echo,
     echo_corrupted,
     echo_in_two_pieces,
     never_answer,
+    start_epoll_echo,
 )
 
 from harness.measure.concurrent import (
@@ -35,9 +34,6 @@ from harness.measure.coordinator import (
 from harness.measure.latency import PingPongRequest
 from harness.measure.plan import ImpossibleLoad
 
-PROJECT = Path(__file__).resolve().parent.parent
-EPOLL_ECHO = PROJECT / "fixtures" / "servers" / "epoll_echo.py"
-SERVER_READY_TIMEOUT = 10.0
 SETUP_TIMEOUT = 20.0
 
 
@@ -140,20 +136,6 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
-def start_epoll_echo(processes: int) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen(
-        [sys.executable, str(EPOLL_ECHO), "--profile", "echo", "-p", "0", "--processes",
-         str(processes), "--announce", "--lifetime", "300"],
-        stdout=subprocess.PIPE, text=True, start_new_session=True, cwd=PROJECT)
-    ready, _, _ = select.select([proc.stdout], [], [], SERVER_READY_TIMEOUT)
-    line = proc.stdout.readline() if ready else ""
-    if not line.startswith("READY"):
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        pytest.fail(f"epoll_echo.py did not announce itself: {line!r}")
-    return proc, int(line.split()[1])
-
-
 def group_rss(pid: int) -> int:
     total = 0
     for entry in Path("/proc").iterdir():
@@ -170,7 +152,7 @@ def group_rss(pid: int) -> int:
 def test_100k_concurrent_connections_against_a_multi_process_python_server():
     """100 000 verified connections at once: 6 generators x 8 source addresses against
     7 SO_REUSEPORT processes of fixtures/servers/epoll_echo.py (no C needed)."""
-    proc, port = start_epoll_echo(processes=7)
+    proc, port = start_epoll_echo(["-p", "0", "--processes", "7", "--lifetime", "300"])
     try:
         result = hold_concurrent([f"tcp:127.0.0.1:{port}"], 100_000, timeout_s=60,
                                  rss_sampler=lambda: group_rss(proc.pid))

@@ -5,14 +5,12 @@ and deletes; the initial namespace never has a route to them.
 """
 
 import os
-import select
 import signal
 import subprocess
-import sys
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
+from measure_servers import SERVER_READY_TIMEOUT, start_epoll_echo
 
 from harness.errors import AddressError
 from harness.measure import netns
@@ -21,9 +19,6 @@ from harness.measure.coordinator import Coordinator, merge_latency, ping_pong_pa
 from harness.measure.latency import PingPongRequest
 from harness.measure.sockets import resolve_destination
 
-PROJECT = Path(__file__).resolve().parent.parent
-EPOLL_ECHO = PROJECT / "fixtures" / "servers" / "epoll_echo.py"
-SERVER_READY_TIMEOUT = 10.0
 JOB_TIMEOUT = 60.0
 
 UNAVAILABLE = netns.unavailable_reason()
@@ -49,17 +44,8 @@ def test_lab_addresses_are_refused_outside_a_namespace():
 
 
 def start_server_in(host: netns.LabHost) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen(
-        host.command([sys.executable, str(EPOLL_ECHO), "--profile", "echo", "-h", host.address,
-                      "-p", "0", "--announce", "--lifetime", "120"]),
-        stdout=subprocess.PIPE, text=True, start_new_session=True, cwd=PROJECT)
-    ready, _, _ = select.select([proc.stdout], [], [], SERVER_READY_TIMEOUT)
-    line = proc.stdout.readline() if ready else ""
-    if not line.startswith("READY"):
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        pytest.fail(f"server in {host.namespace} did not start: {line!r}")
-    return proc, int(line.split()[1])
+    return start_epoll_echo(["-h", host.address, "-p", "0", "--lifetime", "120"],
+                            prefix=host.command([]), what=f"server in {host.namespace}")
 
 
 def net_namespace_of(pid: int) -> int:
