@@ -10,6 +10,7 @@ from measure_servers import (
     echo_corrupted,
     echo_delaying_each,
     echo_first_then_close,
+    echo_in_two_pieces,
     echo_stalling_once,
 )
 
@@ -121,6 +122,18 @@ def test_a_wrong_echo_is_counted_as_mismatch():
         result = run_ping_pong(address, PingPongRequest(size=8, count=20, warmup=0,
                                                         timeout_s=REQUEST_TIMEOUT))
     assert result.failures == {"mismatch": 20} and result.mismatched_echoes == 20
+
+
+@pytest.mark.parametrize("rate_per_s", [None, 500.0])
+def test_an_echo_split_in_pieces_is_reassembled_and_timed_whole(rate_per_s):
+    with ScriptedServer(echo_in_two_pieces(0.002)) as address:
+        result = run_ping_pong(address, PingPongRequest(size=64, count=20, warmup=2,
+                                                        rate_per_s=rate_per_s,
+                                                        timeout_s=REQUEST_TIMEOUT))
+    assert result.ok, result.describe()
+    assert result.completed == 20 and result.mismatched_echoes == 0
+    # each round trip waited for the second piece, 2 ms after the first
+    assert result.service.value_at_ns(0) >= 2_000_000
 
 
 def test_the_time_budget_stops_measuring_without_failing():

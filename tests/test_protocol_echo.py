@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.protocol.echo import EchoBack, EchoSession, FinishWithFin
+from harness.protocol.echo import EchoBack, EchoSession, FinishWithFin, echo_until_fin
 
 
 def test_each_chunk_is_owed_back_whole() -> None:
@@ -37,3 +37,44 @@ def test_nothing_after_eof(size: int) -> None:
 def test_negative_count_rejected() -> None:
     with pytest.raises(ValueError):
         EchoSession().received(-1)
+
+
+class ScriptedPeer:
+    """Delivers chunks to recv_into (then EOF) and logs every call in order."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = list(chunks)
+        self.log: list[tuple[str, bytes]] = []
+
+    def recv_into(self, buffer: bytearray) -> int:
+        chunk = self.chunks.pop(0) if self.chunks else b""
+        buffer[: len(chunk)] = chunk
+        self.log.append(("recv", chunk))
+        return len(chunk)
+
+    def send_all(self, data: memoryview) -> None:
+        self.log.append(("send", bytes(data)))
+
+
+def test_echo_loop_sends_each_chunk_back_before_reading_again() -> None:
+    chunks = [b"a", bytes(range(256)), b"\0" * 4096]
+    peer = ScriptedPeer(chunks)
+    buffer = bytearray(8192)
+    assert echo_until_fin(peer.recv_into, peer.send_all, buffer) == 1 + 256 + 4096
+    expected = [step for chunk in chunks for step in (("recv", chunk), ("send", chunk))]
+    assert peer.log == [*expected, ("recv", b"")]
+    buffer.extend(b"x")  # the loop's memoryview is released: the buffer may be resized
+
+
+def test_echo_loop_on_immediate_eof_sends_nothing() -> None:
+    peer = ScriptedPeer([])
+    assert echo_until_fin(peer.recv_into, peer.send_all, bytearray(16)) == 0
+    assert peer.log == [("recv", b"")]
+
+
+def test_echo_loop_passes_io_errors_through() -> None:
+    def reset(_buffer: bytearray) -> int:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    with pytest.raises(ConnectionResetError):
+        echo_until_fin(reset, lambda _data: None, bytearray(16))

@@ -5,9 +5,11 @@ Sizes follow shared/bench/RESULTS.md so the figures can be read against it.
 
 from __future__ import annotations
 
+import array
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -20,7 +22,7 @@ from harness.measure import baselines
 from harness.measure.bench_report import Comparison, Goal, compare
 from harness.measure.concurrent import hold_concurrent
 from harness.measure.connrate import ConnRateRequest, run_connection_rate
-from harness.measure.latency import PingPongRequest, run_ping_pong
+from harness.measure.latency import PingPongRequest, message_for, run_ping_pong
 from harness.measure.sockets import pinned
 from harness.measure.throughput import write_pattern_file
 from harness.process import tcp_port_listened
@@ -71,6 +73,40 @@ def latency_vs_pingpong(ctx: BenchContext) -> Comparison:
                                               ROUND_TRIPS, WARMUP, PIN_CPU),
             note=f"{MESSAGE_BYTES}-byte TCP ping-pong against echo_epoll (C); client and "
                  f"server on CPU {PIN_CPU}; {ROUND_TRIPS} round trips after {WARMUP} warm-up")
+
+
+def bare_cpython_p50_us(address: TcpAddress) -> float:
+    """The least any CPython client does per round trip: os.write, os.read and two clock
+    reads, nothing checked or recorded beyond the sample. The floor under sockspec's
+    loop; what lies between it and C is the interpreter's, not sockspec's."""
+    message = message_for(MESSAGE_BYTES)
+    samples = array.array("q", bytes(8 * (WARMUP + ROUND_TRIPS)))
+    with pinned((PIN_CPU,)), socket.create_connection(address.sockaddr, 5.0) as sock:
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        fd, size = sock.fileno(), len(message)
+        write, read, clock = os.write, os.read, time.perf_counter_ns
+        for index in range(WARMUP + ROUND_TRIPS):
+            started = clock()
+            write(fd, message)
+            echo = read(fd, size)
+            samples[index] = clock() - started
+            if len(echo) != size:
+                raise baselines.BenchError("the bare loop got a short read; its numbers "
+                                           "would not be comparable")
+    return statistics.median(samples[WARMUP:]) / 1000
+
+
+def latency_vs_bare_cpython(ctx: BenchContext) -> Comparison:
+    address = ctx.address()
+    with baselines.running(baselines.echo_epoll_argv(ctx.binaries, address), address,
+                           "echo_epoll", ctx.work, cpu=PIN_CPU):
+        return compare(
+            "latency_p50_vs_bare_cpython_pinned", "µs", "bare os.write/os.read loop (CPython)",
+            Goal("lower", 1.02), ctx.runs, lambda: sockspec_p50_us(address),
+            lambda: bare_cpython_p50_us(address),
+            note=f"both against echo_epoll (C), client and server on CPU {PIN_CPU}; the "
+                 "baseline checks nothing, so this ratio is what sockspec's own work costs")
 
 
 def latency_vs_sockperf(ctx: BenchContext) -> Comparison:
@@ -210,6 +246,7 @@ def sendfile_throughput(ctx: BenchContext) -> Comparison:
 CASES: dict[str, Callable[[BenchContext], Comparison]] = {
     "latency_vs_pingpong": latency_vs_pingpong,
     "latency_vs_sockperf": latency_vs_sockperf,
+    "latency_vs_bare_cpython": latency_vs_bare_cpython,
     "reference_echo_vs_echo_epoll": reference_echo_vs_echo_epoll,
     "concurrent_10k": concurrent_case(10_000, 1, 1),
     "concurrent_50k": concurrent_case(50_000, 3, 4),

@@ -177,34 +177,31 @@ def _done_of(samples: array.array) -> int:
 def _closed_loop(sock, message: bytes, total: int, rtt: array.array, stop_ns: int
                  ) -> tuple[int, int]:
     """Round trips 0..total-1; returns (index reached, mismatched echoes)."""
-    size = len(message)
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    clock = time.perf_counter_ns
-    sendall, recv_into = sock.sendall, sock.recv_into
+    # os.write/os.read on the fd are the thinnest calls CPython has (no keyword
+    # parsing, no buffer protocol on the read side): ~0.1 µs less per round trip
+    # than sock.sendall/recv_into, i.e. 2 % of a pinned loopback round trip.
+    fd, size = sock.fileno(), len(message)
+    write, read, clock = os.write, os.read, time.perf_counter_ns
     mismatched = 0
     for index in range(total):
         started = clock()
-        if started > stop_ns:
-            return index, mismatched
-        sendall(message)
-        got = recv_into(buffer)
-        while got < size:
-            more = recv_into(view[got:])
-            if not more:
-                raise _EchoEnded(index, got, size)
-            got += more
-        rtt[index] = clock() - started or 1
-        if buffer != message:
+        if (sent := write(fd, message)) != size:
+            _write_rest(fd, message, sent)
+        echo = read(fd, size)
+        if echo != message:  # short read, or a wrong echo
+            echo = _read_rest(fd, echo, size, index)
+        finished = clock()
+        rtt[index] = finished - started or 1
+        if echo != message:
             mismatched += 1
+        if finished > stop_ns:  # checked outside the timed span
+            return index + 1, mismatched
     return total, mismatched
 
 
 def _open_loop(sock, message: bytes, total: int, rtt: array.array, late: array.array,
                rate_per_s: float, warmup: int, stop_ns: int) -> tuple[int, int]:
-    size = len(message)
-    buffer = bytearray(size)
-    view = memoryview(buffer)
+    fd, size = sock.fileno(), len(message)
     clock = time.perf_counter_ns
     # The schedule starts after the warm-up, which runs closed-loop.
     reached, mismatched = _closed_loop(sock, message, warmup, rtt, stop_ns)
@@ -217,19 +214,32 @@ def _open_loop(sock, message: bytes, total: int, rtt: array.array, late: array.a
             return index, mismatched
         _wait_until(due, clock)
         sent_at = clock()
-        sock.sendall(message)
-        got = 0
-        while got < size:
-            more = sock.recv_into(view[got:])
-            if not more:
-                raise _EchoEnded(index, got, size)
-            got += more
+        if (sent := os.write(fd, message)) != size:
+            _write_rest(fd, message, sent)
+        echo = _read_rest(fd, b"", size, index)
         finished = clock()
         rtt[index] = finished - sent_at or 1
         late[index] = max(1, finished - due)
-        if buffer != message:
+        if echo != message:
             mismatched += 1
     return total, mismatched
+
+
+def _write_rest(fd: int, message: bytes, sent: int) -> None:
+    """Finish a short write (a blocking socket returns early only on a signal)."""
+    with memoryview(message) as view:
+        while sent < len(message):
+            sent += os.write(fd, view[sent:])
+
+
+def _read_rest(fd: int, echo: bytes, size: int, index: int) -> bytes:
+    """Read until ``size`` bytes of echo are in; EOF first is the peer ending the echo."""
+    while len(echo) < size:
+        more = os.read(fd, size - len(echo))
+        if not more:
+            raise _EchoEnded(index, len(echo), size)
+        echo += more
+    return echo
 
 
 def _wait_until(due_ns: int, clock) -> None:

@@ -14,6 +14,7 @@ its sending speed (backpressure), so memory per connection stays bounded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # One receive buffer per connection; the echo of a buffer completes before the
@@ -36,8 +37,27 @@ class FinishWithFin:
 EchoAction = EchoBack | FinishWithFin
 
 
+def echo_until_fin(recv_into: Callable[[bytearray], int],
+                   send_all: Callable[[memoryview], object], buffer: bytearray) -> int:
+    """Run the exchange over the caller's I/O primitives until the peer's FIN; return the
+    bytes echoed. The caller then owes its FIN.
+
+    Each chunk goes back whole before the next ``recv_into``: backpressure, and the
+    memory stays ``buffer``. The same rules as EchoSession, as one loop: a
+    per-chunk call (and its action object) costs about 8 % of a pinned loopback
+    round trip, which a reference server's latency should not carry.
+    """
+    echoed = 0
+    with memoryview(buffer) as view:
+        while size := recv_into(buffer):
+            send_all(view[:size])
+            echoed += size
+    return echoed
+
+
 class EchoSession:
-    """Tracks one echo connection: what is owed and how much has flowed."""
+    """Step by step, for servers that interleave their own decisions (the adversary,
+    the faulty fixtures): tracks one echo connection: what is owed and how much has flowed."""
 
     def __init__(self) -> None:
         self.bytes_echoed = 0

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from harness.errors import UsageError
 from harness.protocol import http
-from harness.protocol.echo import ECHO_BUFFER_BYTES, EchoSession, FinishWithFin
+from harness.protocol.echo import ECHO_BUFFER_BYTES, echo_until_fin
 from harness.transport import set_io_timeouts
 
 PROFILES = ("echo", "http")
@@ -86,15 +86,7 @@ def serve_echo(conn: socket.socket, config: ServeConfig) -> None:
     # bounds an idle peer (SO_RCVTIMEO/SO_SNDTIMEO expiry raises EAGAIN).
     conn.settimeout(None)
     set_io_timeouts(conn, config.idle_timeout)
-    session = EchoSession()
-    buffer = bytearray(ECHO_BUFFER_BYTES)
-    with memoryview(buffer) as view:
-        while True:
-            action = session.received(conn.recv_into(buffer))
-            if isinstance(action, FinishWithFin):
-                break
-            # Echo the whole buffer before reading again: backpressure, not buffering.
-            conn.sendall(view[: action.size])
+    echo_until_fin(conn.recv_into, conn.sendall, bytearray(ECHO_BUFFER_BYTES))
     close_gracefully(conn, config)
 
 
