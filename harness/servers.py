@@ -15,11 +15,18 @@ from pathlib import Path
 
 from harness.allocate import PortAllocator, remove_socket_dir
 from harness.errors import ServerStartError, SockspecError
-from harness.process import LaunchSpec, ServerProcess, StopReport, wait_until_accepting
+from harness.process import (
+    LaunchSpec,
+    ServerProcess,
+    StopReport,
+    tcp_port_listened,
+    wait_until_accepting,
+)
 from harness.targets import TRANSPORT_HOSTS, Target, placeholder_values, render_argv
 from harness.transport import Address, TcpAddress, UnixAddress
 
 ACCEPT_CHECK_TIMEOUT = 1.0
+PORT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -145,10 +152,32 @@ def attach_server(target: Target, policy: StartPolicy) -> ServerUnderTest:
     return ServerUnderTest(target, target.connect.transport, target.connect, workdir, policy, None)
 
 
+class PortTaken(ServerStartError):
+    """The start failed and another process listens on the server's port."""
+
+
 def start_server(
     target: Target, transport: str, allocator: PortAllocator, policy: StartPolicy
 ) -> ServerUnderTest:
-    """Start ``target`` over ``transport`` in a fresh workspace; raise ServerStartError."""
+    """Start ``target`` over ``transport`` in a fresh workspace; raise ServerStartError.
+
+    A port is free when allocated but may be taken before the server binds it
+    (by another sockspec run, or anything else on the machine). When a start
+    fails and someone else now listens on its port, it is retried on another.
+    """
+    last: PortTaken | None = None
+    for _ in range(PORT_ATTEMPTS):
+        try:
+            return _start_once(target, transport, allocator, policy)
+        except PortTaken as taken:
+            last = taken
+    raise ServerStartError(f"{last} (tried {PORT_ATTEMPTS} ports; another process took "
+                           f"each one first)")
+
+
+def _start_once(
+    target: Target, transport: str, allocator: PortAllocator, policy: StartPolicy
+) -> ServerUnderTest:
     workdir = Path(tempfile.mkdtemp(prefix="sockspec-", dir="/tmp"))
     try:
         (workdir / "root").mkdir()
@@ -166,12 +195,18 @@ def start_server(
             address=address,
             name=target.name,
         )
-        process = ServerProcess.start(
-            spec,
-            log_dir=workdir / "logs",
-            ready_timeout=policy.ready_timeout,
-            lifetime=policy.lifetime,
-        )
+        try:
+            process = ServerProcess.start(
+                spec,
+                log_dir=workdir / "logs",
+                ready_timeout=policy.ready_timeout,
+                lifetime=policy.lifetime,
+            )
+        except ServerStartError as exc:
+            # start() has stopped our server: a listener there now is someone else's.
+            if isinstance(address, TcpAddress) and tcp_port_listened(address):
+                raise PortTaken(str(exc)) from None
+            raise
     except BaseException:
         remove_socket_dir(str(workdir))
         raise

@@ -181,6 +181,21 @@ def test_another_process_listening_on_the_address_is_not_readiness(
         shutil.rmtree(socket_dir, ignore_errors=True)
 
 
+@pytest.mark.parametrize("status", [0, 1])
+def test_a_server_gone_at_once_is_not_made_ready_by_someone_elses_listener(
+        log_dir: Path, status: int) -> None:
+    """It exited (say with EADDRINUSE) and a rival holds the port: the probe's connect
+    succeeds, but nothing of ours listens, so this is a failed start."""
+    address = tcp()
+    with socket.socket(address.family, socket.SOCK_STREAM) as foreign:
+        foreign.bind(address.sockaddr)
+        foreign.listen(64)
+        spec = LaunchSpec(argv=[sys.executable, "-c", f"import sys; sys.exit({status})"],
+                          cwd=".", address=address, name="gone")
+        with pytest.raises(ServerStartError):
+            start(spec, log_dir, ready_timeout=3.0)
+
+
 def test_exec_failure_is_one_clear_line(tmp_path: Path, log_dir: Path) -> None:
     spec = LaunchSpec(argv=["build/x"], cwd=str(tmp_path), address=tcp(), name="my_echo")
     with pytest.raises(ServerStartError) as caught:

@@ -380,7 +380,9 @@ class ServerProcess:
                 if link.startswith("socket:["):
                     ours.add(link[len("socket:["):-1])
         if not ours:
-            return not pids  # nothing to inspect (exited daemon parent): trust the connect
+            # No process of ours holds a socket (none runs, e.g. it exited with
+            # EADDRINUSE): whatever accepted the probe is someone else's.
+            return False
         # Read the listener table in the server's own network namespace.
         return any(listening_socket_inodes(self.address, f"/proc/{pid}") & ours
                    for pid in pids[:1])
