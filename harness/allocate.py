@@ -8,6 +8,7 @@ each pytest-xdist worker draws from its own slice of that range.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import tempfile
@@ -51,23 +52,25 @@ def port_is_free(host: str, port: int) -> bool:
 
 @dataclass
 class PortAllocator:
-    """Hands out free ports from this worker's slice, round robin."""
+    """Hands out free ports from this worker's slice, in random order.
+
+    Random, not round robin from a pid-based offset: runs started together have
+    neighbouring pids, and in step they kept drawing the port the other had
+    just probed free and was about to bind (see servers.start_server's retry).
+    """
 
     worker: int = field(default_factory=worker_index)
-    _next: int = -1
+    _random: random.Random = field(default_factory=random.Random, repr=False)
 
     def __post_init__(self) -> None:
         ceiling = ephemeral_port_floor()
         slice_size = max(16, (ceiling - PORT_FLOOR) // MAX_WORKERS)
         self._low = PORT_FLOOR + self.worker * slice_size
         self._size = slice_size
-        # Start at a pid-dependent place so two runs side by side rarely meet.
-        self._next = os.getpid() % slice_size
 
     def allocate(self, host: str = "127.0.0.1") -> int:
-        for _ in range(self._size):
-            port = self._low + self._next
-            self._next = (self._next + 1) % self._size
+        for offset in self._random.sample(range(self._size), self._size):
+            port = self._low + offset
             if port_is_free(host, port):
                 return port
         raise SockspecError(
