@@ -26,7 +26,7 @@ from reports.results import load_results
 from reports.view import (
     BROKEN,
     OPEN_FAILURES_LIMIT,
-    build_matrix,
+    build_matrices,
     count_outcomes,
     failure_groups,
     normalise_results,
@@ -113,7 +113,7 @@ def render_html(document: dict, baseline: dict | None = None, bench: dict | None
         "items": items,
         "counts": count_outcomes(items),
         "verdict": run_verdict(items),
-        "matrix": build_matrix(items, targets),
+        "matrices": build_matrices(items, targets),
         "failure_groups": groups,
         "failures_open": broken_count <= OPEN_FAILURES_LIMIT,
         "results_groups": results_by_outcome(items),

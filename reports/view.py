@@ -47,6 +47,7 @@ class Item:
     reproduce: str
     pcap: str
     packet_summary: str
+    kind: str = "server"   # what was judged: a server or a client under test
 
     @property
     def anchor(self) -> str:
@@ -114,6 +115,7 @@ def normalise_results(document: dict) -> list[Item]:
             reproduce=_text(record, "reproduce"),
             pcap=_text(record, "pcap"),
             packet_summary=clip_evidence(_text(record, "packet_summary")),
+            kind=_text(record, "kind") or "server",
         ))
     return items
 
@@ -207,11 +209,34 @@ class Matrix:
     families: list[str]
     transports: list[str]
     rows: list[MatrixRow]
+    kind: str = "server"
+
+    @property
+    def title(self) -> str:
+        return KIND_TITLES.get(self.kind, f"{self.kind.capitalize()}s under test")
+
+
+KIND_TITLES = {"server": "Servers under test", "client": "Clients under test"}
 
 
 def ordered_transports(names: set[str]) -> list[str]:
     known = [t for t in TRANSPORT_ORDER if t in names]
     return known + sorted(names - set(known))
+
+
+def build_matrices(items: list[Item], targets: list[dict]) -> list[Matrix]:
+    """One matrix per kind judged (servers, then clients): their families differ, and
+    a shared table would be mostly empty cells."""
+    kinds = {item.kind for item in items} | {str(t.get("kind") or "server") for t in targets}
+    ordered = [k for k in KIND_TITLES if k in kinds] + sorted(kinds - set(KIND_TITLES))
+    matrices = []
+    for kind in ordered:
+        mine = [t for t in targets if str(t.get("kind") or "server") == kind]
+        matrix = build_matrix([i for i in items if i.kind == kind], mine)
+        matrix.kind = kind
+        if matrix.rows and matrix.families:
+            matrices.append(matrix)
+    return matrices
 
 
 def build_matrix(items: list[Item], targets: list[dict]) -> Matrix:

@@ -80,6 +80,22 @@ def sample_document() -> dict:
     return document
 
 
+def mixed_document() -> dict:
+    """sample_document() plus two clients under test (kind "client"), one failing."""
+    document = sample_document()
+    clients = [item(name, "tcp", scenario, family, outcome, kind="client")
+               for name, scenario, family, outcome in (
+                   ("ref-client", "client_half_close", "client_half_close", "passed"),
+                   ("ref-client", "client_partial_reads", "client_reads", "passed"),
+                   ("worse-client", "client_half_close", "client_half_close", "failed"))]
+    extra = build_document(dict(RUN), clients, [])["results"]
+    document["results"] += extra
+    document["targets"] += [{"name": n, "profile": "echo", "source": "targets.toml",
+                             "transports": ["tcp"], "kind": "client"}
+                            for n in ("ref-client", "worse-client")]
+    return document
+
+
 def large_document(count: int, fail_every: int) -> dict:
     items = []
     targets = [f"target-{i:02d}" for i in range(10)]

@@ -11,13 +11,13 @@ import re
 from pathlib import Path
 
 import pytest
-from report_samples import HINT, RUN, item, large_document, sample_document
+from report_samples import HINT, RUN, item, large_document, mixed_document, sample_document
 
 from reports.charts import format_number, value_axis
 from reports.compare import compare_documents
 from reports.html import render_html, write_report_files
 from reports.results import ResultsFormatError, build_document, write_results
-from reports.view import build_matrix, failure_groups, normalise_results
+from reports.view import build_matrices, build_matrix, failure_groups, normalise_results
 
 # ---------------------------------------------------------------- view model
 
@@ -48,6 +48,33 @@ def test_matrix_counts_per_target_family_transport():
     first_failure = cell("flaky", "half_close", "tcp").href
     assert first_failure.startswith("#item-")
     assert cell("ref", "basic", "tcp").href == "#results"
+
+
+def test_servers_and_clients_get_a_matrix_each():
+    document = mixed_document()
+    servers, clients = build_matrices(normalise_results(document), document["targets"])
+    assert (servers.kind, servers.title) == ("server", "Servers under test")
+    assert [row.target for row in servers.rows] == ["flaky", "ref", "slow"]
+    assert "client_half_close" not in servers.families
+    assert (clients.kind, clients.title) == ("client", "Clients under test")
+    assert clients.families == ["client_half_close", "client_reads"]
+    assert {row.target: row.broken for row in clients.rows} == {"worse-client": 1,
+                                                                "ref-client": 0}
+    only_servers = build_matrices(normalise_results(sample_document()),
+                                  sample_document()["targets"])
+    assert [m.kind for m in only_servers] == ["server"]
+
+
+def test_rendered_mixed_run_has_two_titled_tables():
+    html = render_html(mixed_document())
+    section = html[html.index('id="matrix"'):html.index('id="failures"')]
+    assert section.count("<table class=\"matrix\"") == 2
+    assert 'id="matrix-table"' in section and 'id="matrix-table-client"' in section
+    assert section.index("Servers under test") < section.index("Clients under test")
+    clients = section[section.index('id="matrix-table-client"'):]
+    assert 'data-name="worse-client" data-broken="1"' in clients
+    assert 'data-name="flaky"' not in clients
+    assert "Servers under test" not in render_html(sample_document())
 
 
 def test_rendered_matrix_shows_counts_and_links_to_failures():

@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from report_samples import baseline_document, sample_document
+from report_samples import baseline_document, mixed_document
 
 from reports.html import write_html_report
 
@@ -165,7 +165,7 @@ def save_artifact(png: bytes, path: Path) -> None:
 
 def test_report_in_headless_chromium(tmp_path: Path):
     report = tmp_path / "report.html"
-    write_html_report(sample_document(), report, baseline=baseline_document())
+    write_html_report(mixed_document(), report, baseline=baseline_document())
     url = report.resolve().as_uri()
     deadline = time.monotonic() + BROWSER_DEADLINE_S
     base_dir = tempfile.mkdtemp(prefix="ss-chrome-")
@@ -188,18 +188,20 @@ def test_report_in_headless_chromium(tmp_path: Path):
         })()""")
         assert matrix["rows"] == 3 and matrix["shown"]
         assert matrix["w"] > 300 and matrix["h"] > 60 and 0 < matrix["top"] < 1000
-        # Sorting by failures puts the most broken target first.
+        # Sorting by failures puts the most broken target first, in both tables.
         first = page.evaluate("""(() => {
+            const top = id => document.querySelector(`#${id} tbody tr`).dataset.name;
+            const before = top('matrix-table-client');
             document.querySelector('button[data-sort=broken]').click();
-            return document.querySelector('#matrix-table tbody tr').dataset.name;
+            return [before, top('matrix-table'), top('matrix-table-client')];
         })()""")
-        assert first == "flaky"
+        assert first == ["ref-client", "flaky", "worse-client"]
         # A passing cell filters the results list down to its items.
         shown = page.evaluate("""(() => {
             document.querySelector('#matrix-table a[href="#results"]').click();
             return document.getElementById('filter-count').textContent;
         })()""")
-        assert re.fullmatch(r"showing [1-9]\d* of 15", shown), shown
+        assert re.fullmatch(r"showing [1-9]\d* of 18", shown), shown
         page.evaluate("scrollTo(0, 0)")
         shot = page.call("Page.captureScreenshot", format="png")
         png = base64.b64decode(shot["data"])

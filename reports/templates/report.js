@@ -19,12 +19,17 @@
   }
 
   // Matrix: rows sorted by name, or by failures + errors (most first).
+  // One table per kind judged (servers, clients); one sort order for all of them.
   function setupMatrix() {
-    var table = document.getElementById("matrix-table");
-    if (!table) { return; }
-    var body = table.tBodies[0];
+    var tables = Array.prototype.slice.call(document.querySelectorAll("table.matrix"));
+    if (!tables.length) { return; }
     var select = document.getElementById("matrix-sort");
     function sortRows(how) {
+      tables.forEach(function (table) { sortTable(table, how); });
+      if (select) { select.value = how; }
+    }
+    function sortTable(table, how) {
+      var body = table.tBodies[0];
       var rows = Array.prototype.slice.call(body.rows);
       rows.sort(function (a, b) {
         if (how === "broken") {
@@ -38,21 +43,23 @@
         button.parentElement.setAttribute("aria-sort",
           button.dataset.sort === how ? (how === "broken" ? "descending" : "ascending") : "none");
       });
-      if (select) { select.value = how; }
     }
-    table.querySelectorAll("button[data-sort]").forEach(function (button) {
-      button.addEventListener("click", function () { sortRows(button.dataset.sort); });
+    tables.forEach(function (table) {
+      table.querySelectorAll("button[data-sort]").forEach(function (button) {
+        button.addEventListener("click", function () { sortRows(button.dataset.sort); });
+      });
+      table.addEventListener("click", onMatrixClick);
     });
     if (select) {
       select.addEventListener("change", function () { sortRows(select.value); });
     }
-    table.addEventListener("click", function (event) {
+    function onMatrixClick(event) {
       var link = event.target.closest("a[data-filter]");
       if (link && link.getAttribute("href") === "#results") {
         event.preventDefault();
         applyFilter(link.dataset.filter);
       }
-    });
+    }
   }
 
   // Results list: "key:value" words match one column exactly, other words any text.
