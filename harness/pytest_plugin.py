@@ -31,22 +31,20 @@ import pytest
 from harness import process
 from harness.allocate import PortAllocator
 from harness.client_targets import ClientTarget
-from harness.clients import ClientUnderTest
-from harness.errors import ServerStartError, SockspecError
+from harness.errors import SockspecError
 from harness.packets import plugin as packets_plugin
+from harness.pytest_stash import CLIENT, POOL, SERVER, START_FAILURES, STOP_PROBLEMS
 from harness.scenario import CATALOGUE_PACKAGE, ScenarioSpec, families, load_catalogue, spec_of
 from harness.selection import Selection, build_selection
-from harness.servers import ServerPool, ServerUnderTest, StartPolicy
+from harness.servers import ServerPool, StartPolicy
 from harness.targets import Target
 from harness.verdict import ScenarioFailed
 from reports.results import ResultCollector, build_document, collect_run_metadata, write_results
 
+# The fixtures scenarios take (server, client, metrics), loaded with this plugin.
+pytest_plugins = ["fixtures.scenario_fixtures"]
 VERSION = "0.1.0"
 SELECTION = pytest.StashKey[Selection]()
-POOL = pytest.StashKey[ServerPool]()
-START_FAILURES = pytest.StashKey[dict]()
-SERVER = pytest.StashKey[ServerUnderTest]()
-CLIENT = pytest.StashKey[ClientUnderTest]()
 PROPERTY = "sockspec"
 # Extra facts about an item from other plugins (e.g. packet capture): a JSON
 # object with any of the ItemResult fields "pcap", "packet_summary", "metrics".
@@ -77,13 +75,6 @@ def case_of(item: pytest.Item) -> Case | None:
     params = callspec.params if callspec is not None else {}
     found = next((params[name] for name in CASE_FIXTURES if name in params), None)
     return found if isinstance(found, Case) else None
-
-
-class Metrics(dict):
-    """Numbers a scenario measured; they land in the results JSON ``metrics``."""
-
-    def record(self, name: str, value: float) -> None:
-        self[name] = round(float(value), 9)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -212,55 +203,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-
-
-@pytest.fixture
-def server(request: pytest.FixtureRequest):
-    """The server under test, started for this scenario or shared with cheap ones."""
-    case: Case = request.param
-    spec = spec_of(request.function)
-    config = request.config
-    failures = config.stash[START_FAILURES]
-    key = (case.target.name, case.transport)
-    if key in failures:
-        raise ServerStartError(f"{failures[key]} (first start failed; not retried)")
-    pool = config.stash[POOL]
-    try:
-        sut = pool.fresh(case.target, case.transport) if spec.fresh_server else pool.shared(
-            case.target, case.transport)
-    except ServerStartError as exc:
-        failures[key] = str(exc)
-        raise
-    request.node.stash[SERVER] = sut
-    yield sut
-    if spec.fresh_server:
-        report = sut.stop()
-        problems = report.problems() if report is not None else []  # None: --connect
-        if problems:
-            request.node.stash[STOP_PROBLEMS] = problems
-
-
-STOP_PROBLEMS = pytest.StashKey[list]()
-
-
-@pytest.fixture
-def client(request: pytest.FixtureRequest):
-    """The client under test: the scenario starts servers for it to face and runs it."""
-    case: Case = request.param
-    under_test = ClientUnderTest(case.target, case.transport,
-                                 request.config.stash[POOL].allocator)
-    request.node.stash[CLIENT] = under_test
-    try:
-        under_test.check_startable()
-        yield under_test
-    finally:
-        under_test.close()
-
-
-@pytest.fixture
-def metrics() -> Metrics:
-    """Record measured numbers: ``metrics.record("p50_ms", 0.12)``."""
-    return Metrics()
 
 
 @pytest.hookimpl(hookwrapper=True)
