@@ -52,13 +52,14 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--transport", action="append", default=[], choices=TRANSPORTS,
                      help="transport (repeatable; default: all the target supports)")
     run.add_argument("--server-cmd", metavar="CMD", help="ad-hoc server command template")
+    run.add_argument("--client-cmd", metavar="CMD", help="ad-hoc client command template")
     run.add_argument("--connect", metavar="ADDRESS",
                      help="test a server already running at tcp:HOST:PORT or unix:PATH")
     run.add_argument("--root", metavar="DIR", help="document root of an http --connect server")
     run.add_argument("--allow-remote", action="store_true",
                      help="allow a --connect address outside loopback (load stays bounded)")
     run.add_argument("--profile", choices=["echo", "http"],
-                     help="profile of --server-cmd or --connect")
+                     help="profile of --server-cmd, --client-cmd or --connect")
     run.add_argument("--json", metavar="PATH", help="write the results JSON")
     run.add_argument("--html", metavar="PATH", help="write the HTML report")
     run.add_argument("--junitxml", metavar="PATH", help="write JUnit XML")
@@ -108,7 +109,7 @@ def command_run(args: argparse.Namespace) -> int:
         targets_file=args.targets, target_names=args.target, transports=args.transport,
         server_cmd=args.server_cmd, profile=args.profile, scenarios=args.selectors,
         catalogue=load_catalogue(), cwd=os.getcwd(), connect=args.connect, root=args.root,
-        allow_remote=args.allow_remote,
+        allow_remote=args.allow_remote, client_cmd=args.client_cmd,
     )
     pytest_args = [str(scenarios_dir()), "-p", "harness.pytest_plugin", "-p", "no:cacheprovider",
                    "--ready-timeout", str(args.ready_timeout), "-rfE"]
@@ -120,6 +121,8 @@ def command_run(args: argparse.Namespace) -> int:
             pytest_args += [option, os.path.abspath(value)]
     if args.server_cmd:
         pytest_args += ["--server-cmd", args.server_cmd, "--profile", args.profile]
+    if args.client_cmd:
+        pytest_args += ["--client-cmd", args.client_cmd, "--profile", args.profile]
     if args.connect:
         pytest_args += ["--connect", args.connect, "--profile", args.profile]
         pytest_args += ["--root", os.path.abspath(args.root)] if args.root else []

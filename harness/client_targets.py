@@ -22,11 +22,12 @@ The same file may hold ``[[server]]`` tables; ``load_target_file`` reads both.
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import TargetConfigError
+from harness.errors import TargetConfigError, UsageError
 from harness.targets import (
     PROFILES,
     PROJECT_ROOT,
@@ -123,6 +124,37 @@ def builtin_client_targets() -> dict[str, ClientTarget]:
     }
 
 
+def adhoc_client_target(command: str, profile: str | None, cwd: str) -> ClientTarget:
+    """One client from ``--client-cmd "..." --profile P``.
+
+    As a [[client]] table with the defaults: it reports on stdout, exit 0 is
+    success and any other status a reported failure, its stated limit is
+    DEFAULT_TIMEOUT_S. A command that mentions ``{path}`` is a Unix-socket
+    command; otherwise TCP, also over ::1 when it takes ``{host}``,
+    ``{hostport}`` or ``{url}``.
+    """
+    if profile not in PROFILES:
+        raise UsageError("--client-cmd needs --profile echo or --profile http")
+    try:
+        argv = tuple(shlex.split(command))
+    except ValueError as exc:
+        raise UsageError(f"--client-cmd: cannot split {command!r}: {exc}") from None
+    if not argv:
+        raise UsageError("--client-cmd is empty")
+    text = " ".join(argv)
+    is_unix = "{path}" in text
+    client = ClientTarget(
+        name="client-cmd", profile=profile, tcp=None if is_unix else argv,
+        unix=argv if is_unix else None,
+        ipv6=not is_unix and any(p in text for p in ("{host}", "{hostport}", "{url}")),
+        output="file" if "{out}" in text else "stdout", success_status=0,
+        failure_status=None, timeout_s=DEFAULT_TIMEOUT_S, cwd=cwd, source="--client-cmd")
+    problem = command_problem(client, "unix" if is_unix else "tcp", argv)
+    if problem:
+        raise UsageError(f"--client-cmd: {problem}")
+    return client
+
+
 def load_target_file(path: str | Path, *, allow_remote: bool = False) -> TargetFile:
     """Read and validate a targets file: its ``[[server]]`` and ``[[client]]`` tables.
 
@@ -214,23 +246,28 @@ def _failure_statuses(value: object, success: int, where: str) -> tuple[int, ...
     return tuple(value)
 
 
+NEEDED_PLACEHOLDERS = {"tcp": ("{port}", "{hostport}", "{url}"), "unix": ("{path}",)}
+
+
 def client_template_problem(client: ClientTarget) -> str | None:
     """Say why a template cannot work, or None: the client must learn where to go."""
-    checks = [
-        ("tcp", client.tcp, ("{port}", "{hostport}", "{url}")),
-        ("unix", client.unix, ("{path}",)),
-    ]
-    for key, argv, needed in checks:
-        if argv is None:
-            continue
-        text = " ".join(argv)
-        if not any(p in text for p in needed):
-            return f"key {key!r}: the command never mentions {' or '.join(needed)}"
-        if client.profile == "http" and not any(p in text for p in ("{url_path}", "{url}")):
-            return f"key {key!r}: an http client command must take {{url_path}} or {{url}}"
-        if client.output == "file" and "{out}" not in text:
-            return f"key {key!r}: output = \"file\" needs {{out}} in the command"
+    for key, argv in (("tcp", client.tcp), ("unix", client.unix)):
+        problem = command_problem(client, key, argv) if argv is not None else None
+        if problem:
+            return f"key {key!r}: {problem}"
     if client.ipv6 and client.tcp and not any(
             p in " ".join(client.tcp) for p in ("{host", "{url}")):
         return "ipv6 = true needs a 'tcp' command that takes {host}, {hostport} or {url}"
+    return None
+
+
+def command_problem(client: ClientTarget, transport: str, argv: tuple[str, ...]) -> str | None:
+    text = " ".join(argv)
+    needed = NEEDED_PLACEHOLDERS[transport]
+    if not any(p in text for p in needed):
+        return f"the command never mentions {' or '.join(needed)}"
+    if client.profile == "http" and not any(p in text for p in ("{url_path}", "{url}")):
+        return "an http client command must take {url_path} or {url}"
+    if client.output == "file" and "{out}" not in text:
+        return "output = \"file\" needs {out} in the command"
     return None

@@ -88,13 +88,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="transport to use (repeatable; default: all a target supports)")
     group.addoption("--server-cmd", metavar="CMD",
                     help="ad-hoc target: a command with {host} {port} {hostport} {path} {root}")
+    group.addoption("--client-cmd", metavar="CMD",
+                    help="ad-hoc client under test: a command with {host} {port} {hostport} "
+                    "{path} {in} {out} {url_path} {url}")
     group.addoption("--connect", metavar="ADDRESS",
                     help="a server already running at tcp:HOST:PORT or unix:PATH (not managed)")
     group.addoption("--root", metavar="DIR", help="document root of an http --connect server")
     group.addoption("--allow-remote", action="store_true",
                     help="allow --connect addresses outside loopback")
     group.addoption("--profile", choices=["echo", "http"],
-                    help="profile of --server-cmd or --connect")
+                    help="profile of --server-cmd, --client-cmd or --connect")
     group.addoption("--scenario", action="append", default=[], metavar="ID|FAMILY",
                     help="run only this scenario or family (repeatable)")
     group.addoption("--ready-timeout", type=float, default=10.0, metavar="S",
@@ -136,6 +139,7 @@ def pytest_configure(config: pytest.Config) -> None:
             connect=config.getoption("connect"),
             root=config.getoption("root"),
             allow_remote=config.getoption("allow_remote"),
+            client_cmd=config.getoption("client_cmd"),
         )
     except SockspecError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -254,8 +258,8 @@ def _evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestRepor
 def reproduce_command(config: pytest.Config, case: Case, spec: ScenarioSpec) -> str:
     """The exact command that runs this one scenario against this target again."""
     args = ["sockspec", "run"]
-    if case.target.source == "--server-cmd":
-        args += ["--server-cmd", " ".join(case.target.tcp or case.target.unix or ()),
+    if case.target.source in ("--server-cmd", "--client-cmd"):
+        args += [case.target.source, shlex.join(case.target.tcp or case.target.unix or ()),
                  "--profile", case.target.profile]
     elif case.target.source == "--connect":
         args += ["--connect", str(case.target.connect), "--profile", case.target.profile]

@@ -9,7 +9,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from harness.client_targets import ClientTarget, builtin_client_targets, load_target_file
+from harness.client_targets import (
+    ClientTarget,
+    adhoc_client_target,
+    builtin_client_targets,
+    load_target_file,
+)
 from harness.errors import UsageError
 from harness.scenario import ScenarioSpec
 from harness.targets import (
@@ -42,16 +47,18 @@ def build_selection(
     connect: str | None = None,
     root: str | None = None,
     allow_remote: bool = False,
+    client_cmd: str | None = None,
 ) -> Selection:
     """Resolve options to servers and clients; the references when nothing is named.
 
     No names: every target in --targets (servers and clients) plus --server-cmd /
-    --connect; with none of those, the reference servers and reference clients.
+    --connect / --client-cmd; with none of those, the reference servers and
+    reference clients. One --profile serves every ad-hoc target.
     """
     if server_cmd and connect:
         raise UsageError("use either --server-cmd or --connect, not both")
-    if profile and not (server_cmd or connect):
-        raise UsageError("--profile only applies to --server-cmd or --connect")
+    if profile and not (server_cmd or connect or client_cmd):
+        raise UsageError("--profile only applies to --server-cmd, --client-cmd or --connect")
     if root and not connect:
         raise UsageError("--root only applies to --connect")
     from_file = load_target_file(targets_file, allow_remote=allow_remote) if targets_file \
@@ -63,7 +70,9 @@ def build_selection(
         root = os.path.abspath(os.path.join(cwd, root)) if root else None
         adhoc.append(connect_target(connect, profile, root, allow_remote=allow_remote))
     known_servers = {t.name: t for t in [*builtin_targets().values(), *file_servers, *adhoc]}
-    known_clients = {c.name: c for c in [*builtin_client_targets().values(), *file_clients]}
+    adhoc_clients = [adhoc_client_target(client_cmd, profile, cwd)] if client_cmd else []
+    known_clients = {c.name: c for c in [*builtin_client_targets().values(), *file_clients,
+                                         *adhoc_clients]}
     both = sorted(known_servers.keys() & known_clients.keys())
     if both:
         raise UsageError(f"target name {both[0]!r} names both a server and a client")
@@ -77,8 +86,8 @@ def build_selection(
         wanted = list(dict.fromkeys(target_names))
         chosen = [known_servers[n] for n in wanted if n in known_servers]
         clients = [known_clients[n] for n in wanted if n in known_clients]
-    elif from_file or adhoc:
-        chosen, clients = [*file_servers, *adhoc], list(file_clients)
+    elif from_file or adhoc or adhoc_clients:
+        chosen, clients = [*file_servers, *adhoc], [*file_clients, *adhoc_clients]
     else:
         chosen = list(builtin_targets().values())
         clients = list(builtin_client_targets().values())

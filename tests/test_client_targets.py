@@ -1,17 +1,19 @@
 """The [[client]] part of the targets TOML contract: parsing, validation, templates."""
 
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
 from harness.client_targets import (
+    adhoc_client_target,
     builtin_client_targets,
     client_placeholder_values,
     load_target_file,
     render_client_argv,
 )
-from harness.errors import TargetConfigError
+from harness.errors import TargetConfigError, UsageError
 from harness.targets import load_targets
 
 GOOD = """
@@ -140,3 +142,25 @@ def test_bad_client_tables_name_file_table_and_key(tmp_path, text, message):
     assert message in str(caught.value)
     assert str(path) in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_client_cmd_is_a_client_table_with_the_defaults():
+    tcp = adhoc_client_target("./cli {hostport} --in {in}", "echo", "/work")
+    assert (tcp.name, tcp.source, tcp.cwd) == ("client-cmd", "--client-cmd", "/work")
+    assert tcp.tcp == ("./cli", "{hostport}", "--in", "{in}") and tcp.unix is None
+    assert tcp.transports() == ["tcp", "tcp6"] and tcp.output == "stdout"
+    assert tcp.is_failure_status(3) and not tcp.is_failure_status(0)
+    unix = adhoc_client_target("./cli -u {path} -o {out} {url_path}", "http", ".")
+    assert unix.transports() == ["unix"] and unix.output == "file"
+    assert adhoc_client_target("./cli -p {port}", "echo", ".").transports() == ["tcp"]
+
+
+@pytest.mark.parametrize("command, profile, message", [
+    ("./cli {hostport}", None, "needs --profile"),
+    ("", "echo", "is empty"),
+    ("./cli", "echo", "never mentions"),
+    ("./cli {hostport}", "http", "{url_path} or {url}"),
+])
+def test_bad_client_cmd_is_a_usage_error(command, profile, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        adhoc_client_target(command, profile, ".")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,26 @@ def test_cli_lists_clients_and_client_scenarios(tmp_path):
                                cwd=PROJECT, capture_output=True, text=True, timeout=60)
     families = {line.split()[1] for line in scenarios.stdout.splitlines()}
     assert "client-no-answer" in families and all(f.startswith("client-") for f in families)
+
+
+def test_client_cmd_judges_a_client_without_a_targets_file():
+    """--client-cmd: a good client passes, one with a defect fails its family, and the
+    reproduce command of an item (with the quoted template) reruns just that item."""
+    good = shlex.join(REFERENCE + ["echo", "{hostport}", "--file", "{in}", "--timeout", "3"])
+    outcome = run_sockspec("--client-cmd", good, "--profile", "echo", "--transport", "tcp",
+                           "client-partial-reads")
+    assert outcome.status == 0, outcome.stderr[-2000:]
+    results = outcome.results()
+    assert results and {(r["target"], r["kind"], r["outcome"]) for r in results} == {
+        ("client-cmd", "client", "passed")}
+    rerun = run_sockspec(*shlex.split(results[0]["reproduce"])[2:])
+    assert [(r["target"], r["scenario"]) for r in rerun.results()] == [
+        ("client-cmd", results[0]["scenario"])]
+
+    faulty = PROJECT / "fixtures" / "faulty" / "client_one_recv.py"
+    bad = shlex.join([PYTHON, str(faulty), "echo", "{hostport}", "--file", "{in}",
+                      "--timeout", "3"])
+    outcome = run_sockspec("--client-cmd", bad, "--profile", "echo", "--transport", "tcp",
+                           "client-partial-reads")
+    assert outcome.status == 1
+    assert any(r["outcome"] == "failed" for r in outcome.results(family="client-partial-reads"))
