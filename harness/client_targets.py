@@ -22,7 +22,6 @@ The same file may hold ``[[server]]`` tables; ``load_target_file`` reads both.
 from __future__ import annotations
 
 import re
-import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from harness.targets import (
     parse_argv,
     parse_server_tables,
     read_targets_toml,
+    split_adhoc_command,
 )
 
 CLIENT_PLACEHOLDER = re.compile(r"\{(host|port|hostport|path|in|out|url_path|url)\}")
@@ -133,14 +133,7 @@ def adhoc_client_target(command: str, profile: str | None, cwd: str) -> ClientTa
     command; otherwise TCP, also over ::1 when it takes ``{host}``,
     ``{hostport}`` or ``{url}``.
     """
-    if profile not in PROFILES:
-        raise UsageError("--client-cmd needs --profile echo or --profile http")
-    try:
-        argv = tuple(shlex.split(command))
-    except ValueError as exc:
-        raise UsageError(f"--client-cmd: cannot split {command!r}: {exc}") from None
-    if not argv:
-        raise UsageError("--client-cmd is empty")
+    argv = split_adhoc_command("--client-cmd", command, profile)
     text = " ".join(argv)
     is_unix = "{path}" in text
     client = ClientTarget(

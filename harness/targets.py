@@ -110,20 +110,27 @@ def builtin_targets() -> dict[str, Target]:
     return targets
 
 
+def split_adhoc_command(option: str, command: str, profile: str | None) -> tuple[str, ...]:
+    """The argv of an ad-hoc target's ``option`` (--server-cmd, --client-cmd); UsageError
+    when its --profile is missing or the command does not split."""
+    if profile not in PROFILES:
+        raise UsageError(f"{option} needs --profile echo or --profile http")
+    try:
+        argv = tuple(shlex.split(command))
+    except ValueError as exc:
+        raise UsageError(f"{option}: cannot split {command!r}: {exc}") from None
+    if not argv:
+        raise UsageError(f"{option} is empty")
+    return argv
+
+
 def adhoc_target(command: str, profile: str | None, cwd: str) -> Target:
     """One target from ``--server-cmd "..." --profile P``.
 
     A command that mentions ``{path}`` is a Unix-socket command; otherwise TCP,
     with IPv6 allowed when it takes ``{host}`` or ``{hostport}``.
     """
-    if profile not in PROFILES:
-        raise UsageError("--server-cmd needs --profile echo or --profile http")
-    try:
-        argv = tuple(shlex.split(command))
-    except ValueError as exc:
-        raise UsageError(f"--server-cmd: cannot split {command!r}: {exc}") from None
-    if not argv:
-        raise UsageError("--server-cmd is empty")
+    argv = split_adhoc_command("--server-cmd", command, profile)
     is_unix = any("{path}" in arg for arg in argv)
     target = Target(
         name="server-cmd",

@@ -62,17 +62,25 @@ def sockspec_p50_us(address: TcpAddress) -> float:
     return result.histogram.value_at_ns(50) / 1000
 
 
-def latency_vs_pingpong(ctx: BenchContext) -> Comparison:
+def sockspec_latency_against(ctx: BenchContext, name: str, tool: str, goal: Goal,
+                             baseline: Callable[[TcpAddress], float], note: str
+                             ) -> Comparison:
+    """sockspec's pinned ping-pong p50 against echo_epoll (C) on CPU PIN_CPU, compared
+    with ``baseline(address)`` measured in the same run."""
     address = ctx.address()
     with baselines.running(baselines.echo_epoll_argv(ctx.binaries, address), address,
                            "echo_epoll", ctx.work, cpu=PIN_CPU):
-        return compare(
-            "latency_p50_vs_pingpong_pinned", "µs", "shared/bench/pingpong (C)",
-            Goal("lower", 1.05), ctx.runs, lambda: sockspec_p50_us(address),
-            lambda: baselines.pingpong_p50_us(ctx.binaries, address, MESSAGE_BYTES,
-                                              ROUND_TRIPS, WARMUP, PIN_CPU),
-            note=f"{MESSAGE_BYTES}-byte TCP ping-pong against echo_epoll (C); client and "
-                 f"server on CPU {PIN_CPU}; {ROUND_TRIPS} round trips after {WARMUP} warm-up")
+        return compare(name, "µs", tool, goal, ctx.runs, lambda: sockspec_p50_us(address),
+                       lambda: baseline(address), note=note)
+
+
+def latency_vs_pingpong(ctx: BenchContext) -> Comparison:
+    return sockspec_latency_against(
+        ctx, "latency_p50_vs_pingpong_pinned", "shared/bench/pingpong (C)", Goal("lower", 1.05),
+        lambda address: baselines.pingpong_p50_us(ctx.binaries, address, MESSAGE_BYTES,
+                                                  ROUND_TRIPS, WARMUP, PIN_CPU),
+        note=f"{MESSAGE_BYTES}-byte TCP ping-pong against echo_epoll (C); client and "
+             f"server on CPU {PIN_CPU}; {ROUND_TRIPS} round trips after {WARMUP} warm-up")
 
 
 def bare_cpython_p50_us(address: TcpAddress) -> float:
@@ -98,27 +106,21 @@ def bare_cpython_p50_us(address: TcpAddress) -> float:
 
 
 def latency_vs_bare_cpython(ctx: BenchContext) -> Comparison:
-    address = ctx.address()
-    with baselines.running(baselines.echo_epoll_argv(ctx.binaries, address), address,
-                           "echo_epoll", ctx.work, cpu=PIN_CPU):
-        return compare(
-            "latency_p50_vs_bare_cpython_pinned", "µs", "bare os.write/os.read loop (CPython)",
-            Goal("lower", 1.02), ctx.runs, lambda: sockspec_p50_us(address),
-            lambda: bare_cpython_p50_us(address),
-            note=f"both against echo_epoll (C), client and server on CPU {PIN_CPU}; the "
-                 "baseline checks nothing, so this ratio is what sockspec's own work costs")
+    return sockspec_latency_against(
+        ctx, "latency_p50_vs_bare_cpython_pinned", "bare os.write/os.read loop (CPython)",
+        Goal("lower", 1.02), bare_cpython_p50_us,
+        note=f"both against echo_epoll (C), client and server on CPU {PIN_CPU}; the "
+             "baseline checks nothing, so this ratio is what sockspec's own work costs")
 
 
 def latency_vs_sockperf(ctx: BenchContext) -> Comparison:
-    address, sockperf_port = ctx.address(), ctx.address().port
-    with baselines.running(baselines.echo_epoll_argv(ctx.binaries, address), address,
-                           "echo_epoll", ctx.work, cpu=PIN_CPU):
-        return compare(
-            "latency_p50_vs_sockperf_pinned", "µs", "sockperf pp --tcp against sockperf sr",
-            Goal("lower", 1.05), ctx.runs, lambda: sockspec_p50_us(address),
-            lambda: baselines.sockperf_p50_us(sockperf_port, MESSAGE_BYTES, 3, PIN_CPU),
-            note="sockspec against echo_epoll, sockperf against its own server; each pair "
-                 f"on CPU {PIN_CPU}; {MESSAGE_BYTES}-byte messages, --full-rtt")
+    sockperf_port = ctx.address().port
+    return sockspec_latency_against(
+        ctx, "latency_p50_vs_sockperf_pinned", "sockperf pp --tcp against sockperf sr",
+        Goal("lower", 1.05),
+        lambda _address: baselines.sockperf_p50_us(sockperf_port, MESSAGE_BYTES, 3, PIN_CPU),
+        note="sockspec against echo_epoll, sockperf against its own server; each pair "
+             f"on CPU {PIN_CPU}; {MESSAGE_BYTES}-byte messages, --full-rtt")
 
 
 def reference_echo_vs_echo_epoll(ctx: BenchContext) -> Comparison:
