@@ -1,7 +1,9 @@
-"""Running iproute2's `ip` for the network namespaces the harness creates itself."""
+"""Running iproute2's `ip` for the network namespaces the harness creates itself,
+and telling whether the calling thread runs inside one."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 IP_COMMAND_TIMEOUT_S = 10.0
@@ -17,3 +19,28 @@ def run_ip(*args: str, error: type[Exception]) -> None:
         raise error(f"ip {' '.join(args)}: {detail[-1] if detail else exc}") from None
     except subprocess.TimeoutExpired:
         raise error(f"ip {' '.join(args)} took more than {IP_COMMAND_TIMEOUT_S:g} s") from None
+
+
+NAMED_NETNS_DIR = "/run/netns"  # where `ip netns add NAME` bind-mounts each namespace
+
+
+def in_private_network_namespace() -> bool:
+    """True when the calling thread is in a named network namespace (made with `ip netns
+    add`, as the labs do), as `ip netns identify` decides: its ns/net is one of
+    /run/netns/*. The initial namespace is never named there. Per thread, because
+    the wire lab joins a namespace with setns() in one thread only.
+    """
+    try:
+        mine = os.stat("/proc/thread-self/ns/net")
+        with os.scandir(NAMED_NETNS_DIR) as entries:
+            names = [entry.path for entry in entries]
+    except OSError:
+        return False
+    for path in names:
+        try:
+            found = os.stat(path)
+        except OSError:
+            continue  # another lab's namespace, deleted meanwhile
+        if (found.st_dev, found.st_ino) == (mine.st_dev, mine.st_ino):
+            return True
+    return False

@@ -157,9 +157,13 @@ class PortTaken(ServerStartError):
 
 
 def start_server(
-    target: Target, transport: str, allocator: PortAllocator, policy: StartPolicy
+    target: Target, transport: str, allocator: PortAllocator, policy: StartPolicy,
+    host: str | None = None,
 ) -> ServerUnderTest:
     """Start ``target`` over ``transport`` in a fresh workspace; raise ServerStartError.
+
+    ``host`` replaces the transport's loopback address (the wire lab's IPv6 server
+    listens on an address of its namespace).
 
     A port is free when allocated but may be taken before the server binds it
     (by another sockspec run, or anything else on the machine). When a start
@@ -168,7 +172,7 @@ def start_server(
     last: PortTaken | None = None
     for _ in range(PORT_ATTEMPTS):
         try:
-            return _start_once(target, transport, allocator, policy)
+            return _start_once(target, transport, allocator, policy, host)
         except PortTaken as taken:
             last = taken
     raise ServerStartError(f"{last} (tried {PORT_ATTEMPTS} ports; another process took "
@@ -176,13 +180,14 @@ def start_server(
 
 
 def _start_once(
-    target: Target, transport: str, allocator: PortAllocator, policy: StartPolicy
+    target: Target, transport: str, allocator: PortAllocator, policy: StartPolicy,
+    host: str | None,
 ) -> ServerUnderTest:
     workdir = Path(tempfile.mkdtemp(prefix="sockspec-", dir="/tmp"))
     try:
         (workdir / "root").mkdir()
         (workdir / "logs").mkdir()
-        address = _address_for(transport, workdir, allocator)
+        address = _address_for(transport, workdir, allocator, host)
         values = placeholder_values(
             host=getattr(address, "host", ""),
             port=getattr(address, "port", 0),
@@ -213,10 +218,11 @@ def _start_once(
     return ServerUnderTest(target, transport, address, workdir, policy, process)
 
 
-def _address_for(transport: str, workdir: Path, allocator: PortAllocator) -> Address:
+def _address_for(transport: str, workdir: Path, allocator: PortAllocator,
+                 host: str | None = None) -> Address:
     if transport == "unix":
         return UnixAddress(os.path.join(workdir, "s.sock"))
-    host = TRANSPORT_HOSTS[transport]
+    host = host or TRANSPORT_HOSTS[transport]
     return TcpAddress(host, allocator.allocate(host))
 
 

@@ -22,7 +22,7 @@ SYN_ACK_TIMEOUT = 0.5
 PROBE_TIMEOUT = 5.0
 
 
-@scenario(BACKLOG, transports=("tcp",), not_on=WIRE_ONLY, needs_process_control=True)
+@scenario(BACKLOG, transports=("tcp", "tcp6"), not_on=WIRE_ONLY, needs_process_control=True)
 def test_wire_backlog_syn_by_syn(server, metrics, packet_evidence):
     """16 crafted handshakes, one after another, all complete while the server is stopped.
 

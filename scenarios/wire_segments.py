@@ -6,8 +6,9 @@ is exactly what the docstring says: every byte its own segment, data and FIN
 in one segment, a segment that arrives after the server has answered, an RST
 in the middle of a response. Each checks the property of the family it joins
 (partial-reads, half-close, graceful-close, client-abort), so a defect still
-shows up in its own family. TCP over IPv4 only (see harness/packets/lab.py);
-skipped with the reason when the machine cannot build the namespace.
+shows up in its own family. TCP over IPv4 and IPv6 (harness/packets/lab.py
+says how each reaches the server); skipped with the reason when the machine
+cannot build the namespace.
 """
 
 from harness.drivers.http import counting_bytes
@@ -22,11 +23,7 @@ from scenarios.graceful_close import GRACEFUL_CLOSE
 from scenarios.half_close import HALF_CLOSE
 from scenarios.partial_reads import PARTIAL_READS
 
-WIRE_ONLY = {
-    "tcp6": "crafted segments reach the server through a veth, and ::1 is never accepted "
-            "from a non-loopback interface (IPv6 has no route_localnet)",
-    "unix": "Unix stream sockets have no segments to craft",
-}
+WIRE_ONLY = {"unix": "Unix stream sockets have no segments to craft"}
 HANDSHAKE_TIMEOUT = 2.0
 REPLY_TIMEOUT = 3.0
 # Pauses between one-byte segments: long enough for the server's recv() to
@@ -58,7 +55,7 @@ def send_byte_by_byte(session, flow, data: bytes) -> None:
         session.client.pump(pause, lambda: False)  # ACK what the server sends meanwhile
 
 
-@scenario(PARTIAL_READS, profiles=("echo",), transports=("tcp",), not_on=WIRE_ONLY,
+@scenario(PARTIAL_READS, profiles=("echo",), transports=("tcp", "tcp6"), not_on=WIRE_ONLY,
           needs_process_control=True)
 def test_wire_echo_every_byte_a_segment(server, packet_evidence):
     """A message sent one byte per TCP segment comes back whole.
@@ -77,7 +74,7 @@ def test_wire_echo_every_byte_a_segment(server, packet_evidence):
                           server_rst=flow.server_rst, **session.server_facts())
 
 
-@scenario(PARTIAL_READS, profiles=("http",), transports=("tcp",), not_on=WIRE_ONLY,
+@scenario(PARTIAL_READS, profiles=("http",), transports=("tcp", "tcp6"), not_on=WIRE_ONLY,
           needs_process_control=True)
 def test_wire_http_head_every_byte_a_segment(server, packet_evidence):
     """A request head sent one byte per TCP segment is answered with 200 and the file.
@@ -105,7 +102,7 @@ def test_wire_http_head_every_byte_a_segment(server, packet_evidence):
         expect_same_bytes(body, response.body[:len(body)], "body of /wire-bytes.bin", **facts)
 
 
-@scenario(HALF_CLOSE, profiles=("echo",), transports=("tcp",), not_on=WIRE_ONLY,
+@scenario(HALF_CLOSE, profiles=("echo",), transports=("tcp", "tcp6"), not_on=WIRE_ONLY,
           needs_process_control=True)
 def test_wire_echo_data_and_fin_in_one_segment(server, packet_evidence):
     """1000 bytes and the client's FIN in one TCP segment are all echoed, then the stream ends.
@@ -131,7 +128,7 @@ def test_wire_echo_data_and_fin_in_one_segment(server, packet_evidence):
                "although the client's FIN came with the data", **facts)
 
 
-@scenario(HALF_CLOSE, profiles=("http",), transports=("tcp",), not_on=WIRE_ONLY,
+@scenario(HALF_CLOSE, profiles=("http",), transports=("tcp", "tcp6"), not_on=WIRE_ONLY,
           needs_process_control=True)
 def test_wire_http_request_and_fin_in_one_segment(server, packet_evidence):
     """A GET request and the client's FIN in one TCP segment get the whole response.
@@ -157,7 +154,7 @@ def test_wire_http_request_and_fin_in_one_segment(server, packet_evidence):
                "the server did not end the stream after the response", **facts)
 
 
-@scenario(GRACEFUL_CLOSE, profiles=("http",), transports=("tcp",), not_on=WIRE_ONLY,
+@scenario(GRACEFUL_CLOSE, profiles=("http",), transports=("tcp", "tcp6"), not_on=WIRE_ONLY,
           needs_process_control=True)
 def test_wire_segment_after_the_response(server, packet_evidence):
     """A segment arriving after the server's whole response and FIN is acknowledged, not reset.
@@ -194,7 +191,7 @@ def test_wire_segment_after_the_response(server, packet_evidence):
                events="; ".join(text for _, text in flow.events), **session.server_facts())
 
 
-@scenario(CLIENT_ABORT, profiles=("http",), transports=("tcp",), not_on=WIRE_ONLY,
+@scenario(CLIENT_ABORT, profiles=("http",), transports=("tcp", "tcp6"), not_on=WIRE_ONLY,
           needs_process_control=True)
 def test_wire_reset_in_the_middle_of_a_response(server, packet_evidence):
     """After a client's RST in the middle of a 64 MiB response, the server serves the next request.

@@ -22,7 +22,7 @@ def sockspec_run(directory: Path, *args: str) -> list[dict]:
     return json.loads(json_path.read_text())["results"]
 
 
-def faulty_cmd(name: str, profile: str) -> list[str]:
-    """--server-cmd arguments for fixtures/faulty/NAME.py over TCP."""
-    return [*server_cmd(PROJECT / "fixtures" / "faulty" / f"{name}.py", profile, "tcp"),
-            "--transport", "tcp"]
+def faulty_cmd(name: str, profile: str, transport: str = "tcp") -> list[str]:
+    """--server-cmd arguments for fixtures/faulty/NAME.py over ``transport``."""
+    return [*server_cmd(PROJECT / "fixtures" / "faulty" / f"{name}.py", profile, transport),
+            "--transport", transport]

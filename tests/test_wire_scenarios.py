@@ -6,12 +6,14 @@ is skipped with the reason otherwise; CI runs as root.
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
 from packets_support import faulty_cmd, sockspec_run
 
 from harness.drivers.wire import wire_unavailable_reason
+from harness.iproute import in_private_network_namespace
 from harness.packets.frames import ACK, FIN, PSH, RST, SYN, Endpoint, Segment
 from harness.packets.lab import wire_lab
 from harness.packets.wire import WireFlow
@@ -105,17 +107,32 @@ def test_the_lab_is_deleted_even_when_its_user_fails():
 
 
 @needs_lab
+def test_the_ipv6_lab_gives_the_server_an_address_and_the_phantom_none():
+    with wire_lab(ipv6=True) as lab:
+        assert lab.ipv6 and lab.server_host.endswith("::1") and lab.phantom.endswith("::2")
+        addresses = lab.run_in(lambda: subprocess.run(
+            ["ip", "-o", "-6", "addr", "show", "dev", lab.server_interface],
+            capture_output=True, text=True, timeout=10).stdout)
+        assert f"{lab.server_host}/128" in addresses and lab.phantom not in addresses
+        # Inside, any address may be served; outside, only loopback.
+        assert lab.run_in(in_private_network_namespace)
+        assert not in_private_network_namespace()
+    assert lab.namespace not in namespaces()
+
+
+@needs_lab
 def test_the_reference_servers_pass_every_wire_scenario(tmp_path):
     results = sockspec_run(tmp_path, "--target", "reference-echo", "--target",
                            "reference-http", *WIRE_SCENARIOS)
     outcomes = {(r["scenario"], r["target"], r["transport"]): r["outcome"] for r in results}
-    ran = {k: v for k, v in outcomes.items() if k[2] == "tcp"}
-    # 7 scenarios; the SYN-level backlog one applies to both profiles.
-    assert len(ran) == 8 and set(ran.values()) == {"passed"}, outcomes
-    skipped = {k: v for k, v in outcomes.items() if k[2] != "tcp"}
+    for transport in ("tcp", "tcp6"):
+        ran = {k: v for k, v in outcomes.items() if k[2] == transport}
+        # 7 scenarios; the SYN-level backlog one applies to both profiles.
+        assert len(ran) == 8 and set(ran.values()) == {"passed"}, outcomes
+    skipped = {k: v for k, v in outcomes.items() if k[2] == "unix"}
     assert skipped and set(skipped.values()) == {"skipped"}
-    assert all("IPv6 has no route_localnet" in r["evidence"] for r in results
-               if r["transport"] == "tcp6")
+    assert all("no segments to craft" in r["evidence"] for r in results
+               if r["transport"] == "unix")
 
 
 # Each faulty server, and the wire scenario that must catch it (in its own family).
@@ -141,6 +158,19 @@ def test_a_wire_scenario_fails_its_faulty_server(tmp_path, faulty, profile, scen
     # The evidence rests on the packets: the capture inside the namespace is kept.
     assert record["pcap"] and (tmp_path / record["pcap"]).is_file()
     assert "captured on swa" in record["packet_summary"]
+
+
+@needs_lab
+def test_a_wire_scenario_fails_its_faulty_server_over_ipv6_too(tmp_path):
+    (record,) = sockspec_run(tmp_path, *faulty_cmd("one_recv_echo", "echo", "tcp6"),
+                             "wire_echo_every_byte_a_segment")
+    assert record["transport"] == "tcp6"
+    assert record["outcome"] == "failed", record["evidence"]
+    # one recv() keeps the first byte, or the first few on a busy machine
+    came_back = re.search(r"(\d+) bytes came back where 40 were sent", record["evidence"])
+    assert came_back and int(came_back.group(1)) < 40, record["evidence"]
+    assert re.search(r"client \[fd[0-9a-f:]+::2\]:\d+ -> server \[fd[0-9a-f:]+::1\]",
+                     record["packet_summary"]), record["packet_summary"]
 
 
 @needs_lab

@@ -2,8 +2,9 @@
 
 ``wire_session(server, packet_evidence)`` builds a harness.packets.lab.WireLab,
 starts a second copy of the server under test inside it (same target, same
-command line, listening on 127.0.0.1 of the namespace), records the packets on
-the server's veth end, and opens a harness.packets.wire.WireClient. On exit it
+command line, listening on 127.0.0.1 of the namespace, or for tcp6 on an IPv6
+address of it), records the packets on the server's veth end, and opens a
+harness.packets.wire.WireClient. On exit it
 hands the capture to the ``packet_evidence`` fixture (so the pcap and the
 packet summary land in the results like any capture), stops the server and
 deletes the namespace, whatever happened.
@@ -85,11 +86,12 @@ def wire_session(server: ServerUnderTest, packet_evidence) -> Iterator[WireSessi
         pytest.skip(reason)
     with ExitStack() as stack:
         try:
-            lab = stack.enter_context(wire_lab())
+            lab = stack.enter_context(wire_lab(ipv6=server.transport == "tcp6"))
         except WireLabUnavailable as exc:
             pytest.skip(f"cannot build the namespace for wire-level scenarios: {exc}")
-        inner = lab.run_in(lambda: start_server(server.target, "tcp", PortAllocator(),
-                                                server.policy))
+        inner = lab.run_in(lambda: start_server(server.target, server.transport,
+                                                PortAllocator(), server.policy,
+                                                host=lab.server_host))
         stack.callback(inner.stop)
         try:
             capture = PacketCapture(lab.server_interface, inner.address.port,

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from harness.errors import AddressError
+from harness.iproute import in_private_network_namespace
 from harness.transport import Address, TcpAddress, parse_address, set_io_timeouts
 
 __all__ = ["set_io_timeouts"]  # re-exported for the load loops
@@ -43,26 +44,6 @@ def errno_failure(code: int) -> str:
     if code in (errno.EAGAIN, errno.EINPROGRESS, errno.ETIMEDOUT):
         return "timeout"
     return errno.errorcode.get(code, f"errno {code}")
-
-
-NAMED_NETNS_DIR = "/run/netns"  # where `ip netns add NAME` bind-mounts each namespace
-
-
-def in_private_network_namespace() -> bool:
-    """True inside a named network namespace (made with `ip netns add`, as the lab
-    does), as `ip netns identify` decides: our /proc/self/ns/net is one of
-    /run/netns/*. The initial namespace is never named there.
-    """
-    try:
-        mine = os.stat("/proc/self/ns/net")
-        with os.scandir(NAMED_NETNS_DIR) as entries:
-            for entry in entries:
-                found = os.stat(entry.path)
-                if (found.st_dev, found.st_ino) == (mine.st_dev, mine.st_ino):
-                    return True
-    except OSError:
-        pass
-    return False
 
 
 def resolve_destination(address: str | Address) -> Address:

@@ -22,14 +22,18 @@ a child inherits its parent thread's namespace), so the harness's readiness
 check connects to 127.0.0.1 inside the namespace. The namespace is deleted on
 exit, after the server has been stopped.
 
-IPv6 cannot be used this way: ::1 arriving on a non-loopback interface is
-always dropped (there is no route_localnet for IPv6).
+IPv6 (``wire_lab(ipv6=True)``): ::1 arriving on a non-loopback interface is
+always dropped (there is no route_localnet for IPv6), so the server listens on
+a unique local address of the namespace instead (SERVER, fdXX:...::1/128 on the
+server end, no DAD) and the phantom is ...::2. The client end keeps IPv6
+disabled, so its kernel ignores the server's answers just as silently.
 """
 
 from __future__ import annotations
 
 import ctypes
 import fcntl
+import ipaddress
 import os
 import secrets
 import shutil
@@ -64,6 +68,11 @@ class WireLab:
     server_mac: str
     client_mac: str
     phantom: str              # the crafted connection's address: no interface has it
+    server_host: str = SERVER_HOST   # what the server listens on inside the namespace
+
+    @property
+    def ipv6(self) -> bool:
+        return ":" in self.server_host
 
     def run_in(self, function: Callable[[], T]) -> T:
         """Run ``function`` in a thread that has joined the namespace; return its result.
@@ -131,7 +140,7 @@ def _write_sysctl(name: str, value: str) -> None:
 
 
 @contextmanager
-def wire_lab() -> Iterator[WireLab]:
+def wire_lab(*, ipv6: bool = False) -> Iterator[WireLab]:
     """Build a namespace with a veth pair and a phantom peer; always delete it."""
     reason = unavailable_reason()
     if reason:
@@ -139,7 +148,15 @@ def wire_lab() -> Iterator[WireLab]:
     tag = f"{os.getpid() % 100000:05d}{secrets.token_hex(2)}"
     namespace = f"ss-wire-{tag}"
     server_if, client_if = f"swa{tag}", f"swb{tag}"   # at most 15 characters (IFNAMSIZ)
-    phantom = f"10.{200 + secrets.randbelow(50)}.{secrets.randbelow(256)}.2"
+    if ipv6:
+        # A random unique local /64 (fd00::/8), written as `ip` prints it.
+        network = ipaddress.IPv6Address((0xFD << 120) | (secrets.randbits(56) << 64))
+        server_host, phantom = str(network + 1), str(network + 2)
+        prefix_len = "128"
+    else:
+        server_host = SERVER_HOST
+        phantom = f"10.{200 + secrets.randbelow(50)}.{secrets.randbelow(256)}.2"
+        prefix_len = "32"
     _ip("netns", "add", namespace)
     try:
         _ip("-n", namespace, "link", "set", "lo", "up")
@@ -151,15 +168,24 @@ def wire_lab() -> Iterator[WireLab]:
             # 127.0.0.1 as a destination arriving on the veth: allowed by route_localnet.
             _write_sysctl(f"net/ipv4/conf/{server_if}/route_localnet", "1")
             _write_sysctl("net/ipv4/conf/all/route_localnet", "1")
-            # No IPv6 chatter (router solicitations, DAD) on the wire we record.
+            # No IPv6 chatter (router solicitations, DAD) on the wire we record; with
+            # ipv6 the server end has it, quietly, and the client end still does not.
             for interface in (server_if, client_if):
                 _write_sysctl(f"net/ipv6/conf/{interface}/disable_ipv6", "1")
+            if ipv6:
+                for name, value in (("accept_dad", "0"), ("router_solicitations", "0"),
+                                    ("disable_ipv6", "0")):
+                    _write_sysctl(f"net/ipv6/conf/{server_if}/{name}", value)
             return _hardware_address(server_if), _hardware_address(client_if)
 
         server_mac, client_mac = run_in_namespace(namespace, configure)
-        _ip("-n", namespace, "route", "add", f"{phantom}/32", "dev", server_if)
+        if ipv6:
+            _ip("-n", namespace, "-6", "addr", "add", f"{server_host}/128", "dev", server_if,
+                "nodad")
+        _ip("-n", namespace, "route", "add", f"{phantom}/{prefix_len}", "dev", server_if)
         _ip("-n", namespace, "neigh", "add", phantom, "lladdr", client_mac, "dev", server_if,
             "nud", "permanent")
-        yield WireLab(namespace, server_if, client_if, server_mac, client_mac, phantom)
+        yield WireLab(namespace, server_if, client_if, server_mac, client_mac, phantom,
+                      server_host)
     finally:
         _ip("netns", "del", namespace)

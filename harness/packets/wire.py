@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 
 from harness.packets.capture import SOL_PACKET, attach_filter, port_filter
 from harness.packets.frames import ACK, FIN, PSH, RST, SYN, Segment, parse_frame, tcp_payload
-from harness.packets.lab import SERVER_HOST, WireLab
+from harness.packets.lab import WireLab
 
 SEQ_SPACE = 1 << 32
 WINDOW_BYTES = 65535              # the largest window without the window-scale option
 VETH_MSS = 1460                   # veth MTU 1500 minus IPv4 and TCP headers
+VETH_MSS_IPV6 = 1440              # ... minus the 40-byte IPv6 header
 # The server's segments may be GSO super-packets of up to 64 KiB on a veth.
 FRAME_BUFFER_BYTES = 256 * 1024
 PACKET_IGNORE_OUTGOING = 23       # SOL_PACKET option: do not hear our own frames
@@ -178,11 +179,13 @@ class WireClient:
 
     def _frame(self, flow: WireFlow, segment: OutSegment) -> bytes:
         from scapy.layers.inet import IP, TCP  # scapy loads in ~0.3 s: only when used
+        from scapy.layers.inet6 import IPv6
         from scapy.layers.l2 import Ether
 
         options = [("MSS", segment.mss)] if segment.mss else []
+        network = IPv6 if self.lab.ipv6 else IP
         packet = (Ether(src=self.lab.client_mac, dst=self.lab.server_mac)
-                  / IP(src=self.lab.phantom, dst=SERVER_HOST)
+                  / network(src=self.lab.phantom, dst=self.lab.server_host)
                   / TCP(sport=flow.client_port, dport=self.server_port, seq=segment.seq,
                         ack=segment.ack, flags=segment.flags, window=segment.window,
                         options=options))
@@ -192,7 +195,7 @@ class WireClient:
 
     def connect(self, flow: WireFlow, timeout: float) -> bool:
         """SYN, wait for the SYN-ACK, ACK it. False when no SYN-ACK came in time."""
-        self.send(flow, flow.syn())
+        self.send(flow, flow.syn(VETH_MSS_IPV6 if self.lab.ipv6 else VETH_MSS))
         return self.pump(timeout, lambda: flow.established or flow.server_rst)
 
     def pump(self, timeout: float, until: Callable[[], bool]) -> bool:
