@@ -17,7 +17,8 @@ from sockspec_runner import PROJECT
 
 from harness.allocate import PortAllocator
 from harness.packets.capture import PacketCapture, capture_unavailable_reason, write_pcap
-from harness.packets.summary import cite, describe, summarize
+from harness.packets.summary import summarize
+from harness.packets.summary_text import cite, describe
 from harness.process import LaunchSpec, ServerProcess
 from harness.reference.client import ping_pong
 from harness.transport import TcpAddress

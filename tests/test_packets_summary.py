@@ -16,13 +16,8 @@ from harness.packets.frames import (
     tcp_flags,
     tcp_payload,
 )
-from harness.packets.summary import (
-    MAX_CONNECTIONS_LISTED,
-    EndTracker,
-    cite,
-    describe,
-    summarize,
-)
+from harness.packets.summary import EndTracker, summarize
+from harness.packets.summary_text import MAX_CONNECTIONS_LISTED, cite, describe
 
 SERVER = Endpoint("127.0.0.1", 5000)
 CLIENT = Endpoint("127.0.0.1", 40000)

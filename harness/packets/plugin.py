@@ -43,7 +43,8 @@ from harness.packets.capture import (
     write_pcap,
 )
 from harness.packets.frames import FIN, RST, SYN, tcp_flags
-from harness.packets.summary import EndTracker, cite, describe, summarize
+from harness.packets.summary import EndTracker, summarize
+from harness.packets.summary_text import cite, describe
 from harness.scenario import spec_of
 
 MODES = ("failures", "all", "off")

@@ -1,8 +1,8 @@
 """Process control for servers under test: start, readiness, output, stop, reaping.
 
 Everything that starts or stops a server goes through here: control.py
-(ServerProcess), output.py (draining stdout/stderr), tree.py (which processes
-are the server's); client.py runs clients under test to completion with the
+(ServerProcess), readiness.py (accepting? whose listener?), output.py
+(draining stdout/stderr), tree.py (which processes are the server's); client.py runs clients under test to completion with the
 same process-group control (run_client).
 """
 
@@ -13,10 +13,9 @@ from harness.process.control import (
     StopReport,
     describe_exit,
     stop_all,
-    tcp_port_listened,
-    wait_until_accepting,
 )
 from harness.process.output import LOG_FILE_CAP
+from harness.process.readiness import tcp_port_listened, wait_until_accepting
 from harness.process.tree import (
     TOKEN_ENV,
     ProcInfo,

@@ -1,7 +1,8 @@
 """ServerProcess: start a server under test, wait until it accepts, stop it for good.
 
-Readiness is the exact target address accepting a connection; output is drained
-by harness.process.output; which processes are the server's is decided by
+Readiness (the exact target address accepting, on a listener of the server's
+own) is probed by harness.process.readiness; output is drained by
+harness.process.output; which processes are the server's is decided by
 harness.process.tree.
 """
 
@@ -9,11 +10,9 @@ harness.process.tree.
 from __future__ import annotations
 
 import atexit
-import errno
 import os
 import secrets
 import signal
-import socket
 import stat
 import subprocess
 import threading
@@ -24,9 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Self
 
-from harness.errors import AddressError, ConnectError, ServerStartError, SockspecError
+from harness.errors import AddressError, ServerStartError, SockspecError
 from harness.iproute import in_private_network_namespace
 from harness.process.output import OutputDrain, open_logs
+from harness.process.readiness import (
+    listening_socket_inodes,
+    tcp_port_listened,
+    wait_until_accepting,
+)
 from harness.process.tree import (
     TOKEN_ENV,
     Identity,
@@ -37,12 +41,11 @@ from harness.process.tree import (
     read_stat,
     send_signal,
 )
-from harness.transport import Address, TcpAddress, UnixAddress, connect
+from harness.transport import Address, UnixAddress
 
 WATCH_INTERVAL = 0.2            # seconds between ancestry snapshots / reaping / watchdog
 KILL_WAIT = 1.0                 # SIGKILL ends a task at once unless it sleeps in D state
 START_FAILURE_GRACE = 0.5       # SIGTERM grace when start() gives up
-CONNECT_ATTEMPT_TIMEOUT = 1.0   # a full TCP backlog drops SYNs; do not hang on one attempt
 REAP_WAIT = 1.0                 # for zombies reparented to us as the leader exits
 
 # The one piece of module state: atexit and signal handlers get no arguments, so
@@ -86,31 +89,6 @@ class StopReport:
         return found
 
 
-def wait_until_accepting(address: Address, deadline: float, *,
-                         proc_alive: Callable[[], bool] | None = None,
-                         confirm: Callable[[], bool] | None = None) -> bool:
-    """Poll until ``address`` itself accepts a connection (then close it).
-
-    ``deadline`` is a time.monotonic() value. Returns False at the deadline, or as
-    soon as ``proc_alive()`` says the server can no longer come up. ``confirm``
-    is asked while the probe connection is still open (a server that closes its
-    listener after its first client still has it then); False means keep polling.
-    """
-    delay = 0.005
-    while (remaining := deadline - time.monotonic()) > 0:
-        try:
-            with connect(address, min(remaining, CONNECT_ATTEMPT_TIMEOUT)):
-                if confirm is None or confirm():
-                    return True
-        except ConnectError:
-            pass
-        if proc_alive is not None and not proc_alive():
-            return False
-        time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
-        delay = min(delay * 2, 0.2)
-    return False
-
-
 def stop_all() -> None:
     """Stop every ServerProcess still running in this process, in parallel."""
     threads = [threading.Thread(target=server.stop, daemon=True) for server in list(_LIVE_SERVERS)]
@@ -131,57 +109,6 @@ def describe_exit(status: int) -> str:
         return f"was killed by {signal.Signals(-status).name}"
     except ValueError:
         return f"was killed by signal {-status}"
-
-
-def tcp_port_listened(address: TcpAddress) -> bool:
-    """True when a listening socket blocks binding ``address``.
-
-    bind() with SO_REUSEADDR ignores TIME_WAIT sockets only if their owner also set
-    SO_REUSEADDR, so EADDRINUSE alone is not proof: confirm a LISTEN entry (state 0A)
-    on that port in /proc/net/tcp{,6}.
-    """
-    with socket.socket(address.family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address.sockaddr)
-            return False
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                return False
-    return bool(listening_socket_inodes(address, "/proc"))
-
-
-# SO_ACCEPTCON in /proc/net/unix "Flags": the socket is listening.
-UNIX_ACCEPTCON = 0x10000
-
-
-def listening_socket_inodes(address: Address, proc_dir: str) -> set[str]:
-    """Inodes of the sockets listening on ``address``, as /proc/net shows them.
-
-    ``proc_dir`` is "/proc" for this network namespace or "/proc/PID" for the
-    namespace of process PID (a server may run in a namespace of its own).
-    """
-    found: set[str] = set()
-    if isinstance(address, UnixAddress):
-        for line in _table_lines(f"{proc_dir}/net/unix"):
-            fields = line.split()  # Num RefCount Protocol Flags Type St Inode Path
-            if (len(fields) >= 8 and fields[7] == address.path
-                    and int(fields[3], 16) & UNIX_ACCEPTCON):
-                found.add(fields[6])
-        return found
-    for table in ("tcp", "tcp6"):
-        for line in _table_lines(f"{proc_dir}/net/{table}"):
-            fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == address.port:
-                found.add(fields[9])
-    return found
-
-
-def _table_lines(path: str) -> list[str]:
-    try:
-        return Path(path).read_text().splitlines()[1:]
-    except OSError:
-        return []
 
 
 class ServerProcess:
