@@ -44,7 +44,8 @@ from harness.transport import (
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = REPO / "fixtures" / "hostile"
 IO_TIMEOUT = 10.0        # generous: "did not hang" bounds only, the machine is noisy
-SLACK = 3.0              # allowed overrun of start()/stop() time bounds
+SLACK = 6.0  # allowed overrun of start()/stop() bounds: a hang shows as far more, while
+             # two test suites on 2 CPUs have made a 1.5 s bound take 5.1 s
 LOG_NOTE_MAX = 200       # the truncation note appended to a capped log file
 
 
