@@ -36,7 +36,7 @@ install_python_packages() {
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   log "pip install sockspec and its test tools into $VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip </dev/null
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$PROJECT_DIR[test]" tox </dev/null
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$PROJECT_DIR[test,native]" tox </dev/null
   echo "$want" >"$stamp"
 }
 

@@ -5,9 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.allocate import PortAllocator
 from harness.errors import UsageError
 from harness.measure import baselines, bench
 from harness.measure.bench_report import SCHEMA, Goal, compare, document, table
+from harness.measure.latency import PingPongRequest, run_ping_pong
+from harness.transport import TcpAddress
 
 
 def sequence(values):
@@ -77,3 +80,19 @@ def test_missing_baseline_sources_are_refused(tmp_path):
         baselines.build(tmp_path / "absent", tmp_path)
     assert baselines.default_source_dir().name == "bench"
     assert isinstance(baselines.default_source_dir(), Path)
+
+
+@pytest.mark.parametrize("engine", ["native", "python"])
+def test_sockspec_speaks_sockperfs_framing_to_its_server(engine, tmp_path):
+    # The sockperf comparison times sockspec and `sockperf pp` against one sockperf
+    # server; that is only fair if the server answers sockspec's pings as its own.
+    address = TcpAddress("127.0.0.1", PortAllocator().allocate("127.0.0.1"))
+    exchange = baselines.sockperf_exchange(64)
+    with baselines.running(baselines.sockperf_server_argv(address), address, "sockperf-sr",
+                           tmp_path):
+        framed = run_ping_pong(address, PingPongRequest(size=64, count=500, warmup=10,
+                                                        timeout_s=5.0, engine=engine), exchange)
+        plain = run_ping_pong(address, PingPongRequest(size=64, count=5, warmup=0,
+                                                       timeout_s=1.0, engine=engine))
+    assert framed.ok and framed.completed == 500, framed.describe()
+    assert not plain.ok  # bytes without the header are not answered as an echo

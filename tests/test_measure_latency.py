@@ -1,6 +1,8 @@
 """Ping-pong latency: closed loop, open loop with coordinated-omission correction, failures."""
 
 import os
+import signal
+import threading
 
 import pytest
 from measure_servers import (
@@ -12,19 +14,30 @@ from measure_servers import (
     echo_first_then_close,
     echo_in_two_pieces,
     echo_stalling_once,
+    never_answer,
 )
 
+from harness.errors import UsageError
+from harness.measure import latency
 from harness.measure.histogram import NS_PER_MS, LatencyHistogram
 from harness.measure.latency import (
+    Exchange,
     OpenLoopSchedule,
     PingPongRequest,
     message_for,
     run_ping_pong,
 )
+from harness.measure.native_loop import native_available
 from harness.measure.plan import ImpossibleLoad
 from harness.transport import TcpAddress
 
 REQUEST_TIMEOUT = 5.0
+
+
+@pytest.fixture(params=["native", "python"])
+def engine(request):
+    """Both closed-loop engines obey the same rules (the test env installs numba)."""
+    return request.param
 
 
 def simulate_open_loop(service_ns: list[int], rate_per_s: float) -> tuple[list[int], list[int]]:
@@ -72,11 +85,13 @@ def test_a_stall_counts_for_every_request_due_during_it():
 
 
 @pytest.mark.parametrize("unix", [False, True], ids=["tcp", "unix"])
-def test_closed_loop_counts_every_round_trip(unix):
+def test_closed_loop_counts_every_round_trip(unix, engine):
     with ScriptedServer(echo, unix=unix) as address:
         result = run_ping_pong(address, PingPongRequest(size=100, count=500, warmup=50,
-                                                        timeout_s=REQUEST_TIMEOUT))
+                                                        timeout_s=REQUEST_TIMEOUT,
+                                                        engine=engine))
     assert result.ok, result.describe()
+    assert result.engine == engine
     assert result.completed == 500 and result.histogram.count == 500
     assert result.histogram is result.service
     assert result.histogram.min_ns > 0
@@ -98,37 +113,124 @@ def test_open_loop_measures_from_the_intended_send_time():
     assert slow_service < late / 5
 
 
-def test_a_refused_connection_is_counted_not_raised():
+def test_a_refused_connection_is_counted_not_raised(engine):
     with ScriptedServer(echo) as address:
         port = address.port
-    result = run_ping_pong(TcpAddress("127.0.0.1", port), PingPongRequest(count=10))
+    result = run_ping_pong(TcpAddress("127.0.0.1", port), PingPongRequest(count=10,
+                                                                          engine=engine))
     assert not result.ok and result.failures == {"ECONNREFUSED": 1}
     assert result.completed == 0 and "ECONNREFUSED" in result.first_failure
 
 
 @pytest.mark.parametrize("handler", [echo_first_then_close, close_at_once])
-def test_a_closing_peer_is_counted_as_eof_or_reset(handler):
+def test_a_closing_peer_is_counted_as_eof_or_reset(handler, engine):
     with ScriptedServer(handler) as address:
         result = run_ping_pong(address, PingPongRequest(size=8, count=20, warmup=0,
-                                                        timeout_s=REQUEST_TIMEOUT))
+                                                        timeout_s=REQUEST_TIMEOUT,
+                                                        engine=engine))
     assert not result.ok and result.completed < 20
     # EOF or ECONNRESET, depending on whether our next send reached the closed socket
     assert sum(result.failures.values()) == 1
     assert set(result.failures) <= {"EOF", "ECONNRESET", "EPIPE"}, result.failures
 
 
-def test_a_wrong_echo_is_counted_as_mismatch():
+def test_a_wrong_echo_is_counted_as_mismatch(engine):
     with ScriptedServer(echo_corrupted) as address:
         result = run_ping_pong(address, PingPongRequest(size=8, count=20, warmup=0,
-                                                        timeout_s=REQUEST_TIMEOUT))
+                                                        timeout_s=REQUEST_TIMEOUT,
+                                                        engine=engine))
     assert result.failures == {"mismatch": 20} and result.mismatched_echoes == 20
 
 
+def test_a_silent_peer_is_a_timeout(engine):
+    with ScriptedServer(never_answer) as address:
+        result = run_ping_pong(address, PingPongRequest(size=8, count=20, warmup=0,
+                                                        timeout_s=0.3, engine=engine))
+    assert result.failures == {"timeout": 1} and result.completed == 0
+    assert "after 0 round trips: timeout" in result.first_failure
+
+
+def test_an_expected_reply_other_than_the_echo(engine):
+    # A protocol whose reply differs from the request (sockperf's flips a flag byte).
+    def flip_first(conn):
+        while data := conn.recv(65536):
+            conn.sendall(bytes([data[0] ^ 1]) + data[1:])
+    message = message_for(16)
+    exchange = Exchange(message, bytes([message[0] ^ 1]) + message[1:])
+    with ScriptedServer(flip_first) as address:
+        right = run_ping_pong(address, PingPongRequest(size=16, count=30, warmup=0, engine=engine),
+                              exchange)
+        wrong = run_ping_pong(address, PingPongRequest(size=16, count=30, warmup=0, engine=engine))
+    assert right.ok and right.completed == 30, right.describe()
+    assert wrong.mismatched_echoes == 30
+    with pytest.raises(UsageError, match="must both be 16 bytes"):
+        run_ping_pong(address, PingPongRequest(size=16), Exchange(message, message[:8]))
+
+
+class SignalTicker:
+    """SIGALRM to the main thread every ``interval`` seconds, as a signal arriving
+    mid-measurement would: blocking reads and writes return EINTR."""
+
+    def __init__(self, interval: float, on_signal) -> None:
+        self.interval, self.on_signal, self.calls = interval, on_signal, 0
+        self.stopped = threading.Event()
+        self.target = threading.main_thread().ident
+
+    def handler(self, signum, frame) -> None:
+        self.calls += 1
+        self.on_signal(self.calls)
+
+    def tick(self) -> None:
+        while not self.stopped.wait(self.interval):
+            signal.pthread_kill(self.target, signal.SIGALRM)
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGALRM, self.handler)
+        self.thread = threading.Thread(target=self.tick, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join(5)
+        signal.signal(signal.SIGALRM, self.previous)
+
+
+def test_signals_interrupt_round_trips_without_losing_or_splitting_one(engine):
+    # Each reply comes 2 ms late in two pieces, so most signals land in a blocked read;
+    # 64 KiB messages (the largest) make short writes and reads likely too.
+    with ScriptedServer(echo_in_two_pieces(0.002)) as address, \
+            SignalTicker(0.0005, lambda calls: None) as ticker:
+        result = run_ping_pong(address, PingPongRequest(size=65536, count=40, warmup=0,
+                                                        timeout_s=REQUEST_TIMEOUT,
+                                                        engine=engine))
+    assert result.ok and result.completed == 40, result.describe()
+    assert result.mismatched_echoes == 0
+    assert ticker.calls >= 40  # handlers ran during the measurement, not after it
+
+
+def test_a_signal_handler_that_raises_stops_the_measurement(engine):
+    class Stop(Exception):
+        pass
+
+    def stop_at_third(calls):
+        if calls == 3:
+            raise Stop
+    before = len(os.listdir("/proc/self/fd"))
+    with ScriptedServer(echo_delaying_each(0.002)) as address, \
+            SignalTicker(0.005, stop_at_third), pytest.raises(Stop):
+        run_ping_pong(address, PingPongRequest(size=8, count=100_000, warmup=0,
+                                               timeout_s=REQUEST_TIMEOUT, engine=engine))
+    assert len(os.listdir("/proc/self/fd")) == before  # the socket was closed
+
+
 @pytest.mark.parametrize("rate_per_s", [None, 500.0])
-def test_an_echo_split_in_pieces_is_reassembled_and_timed_whole(rate_per_s):
+def test_an_echo_split_in_pieces_is_reassembled_and_timed_whole(rate_per_s, engine):
+    if rate_per_s is not None:
+        engine = "python"  # the open loop has one engine
     with ScriptedServer(echo_in_two_pieces(0.002)) as address:
         result = run_ping_pong(address, PingPongRequest(size=64, count=20, warmup=2,
-                                                        rate_per_s=rate_per_s,
+                                                        rate_per_s=rate_per_s, engine=engine,
                                                         timeout_s=REQUEST_TIMEOUT))
     assert result.ok, result.describe()
     assert result.completed == 20 and result.mismatched_echoes == 0
@@ -136,10 +238,10 @@ def test_an_echo_split_in_pieces_is_reassembled_and_timed_whole(rate_per_s):
     assert result.service.value_at_ns(0) >= 2_000_000
 
 
-def test_the_time_budget_stops_measuring_without_failing():
+def test_the_time_budget_stops_measuring_without_failing(engine):
     with ScriptedServer(echo_delaying_each(0.02)) as address:
         result = run_ping_pong(address, PingPongRequest(size=8, count=1000, warmup=0,
-                                                        budget_s=0.2,
+                                                        budget_s=0.2, engine=engine,
                                                         timeout_s=REQUEST_TIMEOUT))
     assert result.ok and result.stopped_at_budget
     assert 0 < result.completed < 1000
@@ -155,6 +257,23 @@ def test_pinning_runs_on_the_cpu_and_restores_the_mask():
     assert os.sched_getaffinity(0) == before
     with pytest.raises(ImpossibleLoad, match="cannot pin"):
         PingPongRequest(cpus=(max(before) + 1000,)).validate()
+
+
+def test_auto_takes_the_native_engine_for_closed_loops_when_numba_is_there(monkeypatch):
+    assert native_available()  # the test env installs sockspec[native]
+    assert PingPongRequest().resolved_engine() == "native"
+    assert PingPongRequest(rate_per_s=100.0).resolved_engine() == "python"
+    monkeypatch.setattr(latency, "native_available", lambda: False)
+    assert PingPongRequest().resolved_engine() == "python"
+    with pytest.raises(UsageError, match=r"needs numba: pip install 'sockspec\[native\]'"):
+        PingPongRequest(engine="native").validate()
+
+
+def test_impossible_engine_requests_are_refused():
+    with pytest.raises(UsageError, match="closed loops only"):
+        PingPongRequest(engine="native", rate_per_s=100.0).validate()
+    with pytest.raises(UsageError, match="unknown latency engine 'fast'"):
+        PingPongRequest(engine="fast").validate()
 
 
 def test_messages_have_no_nul_bytes():

@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 import subprocess
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from harness.errors import SockspecError
+from harness.measure.latency import Exchange, message_for
 from harness.process import LaunchSpec, ServerProcess
 from harness.transport import TcpAddress
 
@@ -26,6 +27,7 @@ PROGRAMS = ("echo_epoll", "pingpong", "crr", "holdconns", "sf_server")
 CFLAGS = ("-O2", "-Wall", "-Wextra", "-std=gnu11")
 CLIENT_TIMEOUT_S = 300.0
 SERVER_LIFETIME_S = 1800.0
+SOCKPERF_HEADER = struct.Struct(">QHI")
 
 
 class BenchError(SockspecError):
@@ -145,16 +147,29 @@ def holdconns_setup_s(binaries: dict[str, Path], address: TcpAddress, total: int
     return max(float(r["total_secs"]) for r in results)
 
 
-def sockperf_p50_us(port: int, size: int, seconds: float, cpu: int | None) -> float:
-    """sockperf ping-pong against its own server, both pinned to ``cpu``; p50 of the RTT."""
+def sockperf_server_argv(address: TcpAddress) -> list[str]:
     if shutil.which("sockperf") is None:
         raise BenchError("sockperf is not installed (apt-get install -y sockperf)")
-    address = TcpAddress("127.0.0.1", port)
-    with tempfile.TemporaryDirectory(prefix="ss-bench-") as logs, running(
-            ["sockperf", "sr", "--tcp", "-i", "127.0.0.1", "-p", str(port)], address,
-            "sockperf-sr", Path(logs), cpu):
-        out = run_client(["sockperf", "pp", "--tcp", "-i", "127.0.0.1", "-p", str(port),
-                          "-m", str(size), "-t", str(seconds), "--full-rtt"], cpu)
+    return ["sockperf", "sr", "--tcp", "-i", address.host, "-p", str(address.port)]
+
+
+def sockperf_exchange(size: int) -> Exchange:
+    """A ping-pong message in sockperf's framing, and the reply its server sends.
+
+    The header (big-endian) is a u64 sequence number, u16 flags and a u32 length;
+    a client's ping has flags 3 (client | pong request) and the server answers
+    with the same bytes but flags 2 (seen on the wire with sockperf 3.7). So
+    sockspec and ``sockperf pp`` can be timed against the same sockperf server.
+    """
+    payload = message_for(size)[SOCKPERF_HEADER.size:]
+    return Exchange(SOCKPERF_HEADER.pack(1, 3, size) + payload,
+                    SOCKPERF_HEADER.pack(1, 2, size) + payload)
+
+
+def sockperf_p50_us(address: TcpAddress, size: int, seconds: float, cpu: int | None) -> float:
+    """``sockperf pp`` against a running sockperf server: p50 of the full round trip."""
+    out = run_client(["sockperf", "pp", "--tcp", "-i", address.host, "-p", str(address.port),
+                      "-m", str(size), "-t", str(seconds), "--full-rtt"], cpu)
     found = re.search(r"percentile 50\.000 =\s*([\d.]+)", out)
     if not found:
         raise BenchError(f"no p50 in sockperf's output: {out.strip()[-200:]}")

@@ -22,7 +22,7 @@ from harness.measure import baselines
 from harness.measure.bench_report import Comparison, Goal, compare
 from harness.measure.concurrent import hold_concurrent
 from harness.measure.connrate import ConnRateRequest, run_connection_rate
-from harness.measure.latency import PingPongRequest, message_for, run_ping_pong
+from harness.measure.latency import Exchange, PingPongRequest, message_for, run_ping_pong
 from harness.measure.sockets import pinned
 from harness.measure.throughput import write_pattern_file
 from harness.process import tcp_port_listened
@@ -54,23 +54,31 @@ class BenchContext:
         return TcpAddress("127.0.0.1", self.ports.allocate("127.0.0.1"))
 
 
-def sockspec_p50_us(address: TcpAddress) -> float:
+def sockspec_p50_us(address: TcpAddress, engine: str = "auto",
+                    exchange: Exchange | None = None) -> float:
     result = run_ping_pong(address, PingPongRequest(size=MESSAGE_BYTES, count=ROUND_TRIPS,
-                                                    warmup=WARMUP, cpus=(PIN_CPU,)))
+                                                    warmup=WARMUP, cpus=(PIN_CPU,),
+                                                    engine=engine), exchange)
     if not result.ok:
         raise baselines.BenchError(f"sockspec ping-pong failed: {result.describe()}")
     return result.histogram.value_at_ns(50) / 1000
 
 
+def engine_in_use() -> str:
+    """sockspec's latency engine here; the latency comparisons name it in their notes."""
+    return PingPongRequest().resolved_engine()
+
+
 def sockspec_latency_against(ctx: BenchContext, name: str, tool: str, goal: Goal,
-                             baseline: Callable[[TcpAddress], float], note: str
-                             ) -> Comparison:
+                             baseline: Callable[[TcpAddress], float], note: str,
+                             engine: str = "auto") -> Comparison:
     """sockspec's pinned ping-pong p50 against echo_epoll (C) on CPU PIN_CPU, compared
     with ``baseline(address)`` measured in the same run."""
     address = ctx.address()
     with baselines.running(baselines.echo_epoll_argv(ctx.binaries, address), address,
                            "echo_epoll", ctx.work, cpu=PIN_CPU):
-        return compare(name, "µs", tool, goal, ctx.runs, lambda: sockspec_p50_us(address),
+        return compare(name, "µs", tool, goal, ctx.runs,
+                       lambda: sockspec_p50_us(address, engine),
                        lambda: baseline(address), note=note)
 
 
@@ -80,13 +88,39 @@ def latency_vs_pingpong(ctx: BenchContext) -> Comparison:
         lambda address: baselines.pingpong_p50_us(ctx.binaries, address, MESSAGE_BYTES,
                                                   ROUND_TRIPS, WARMUP, PIN_CPU),
         note=f"{MESSAGE_BYTES}-byte TCP ping-pong against echo_epoll (C); client and "
-             f"server on CPU {PIN_CPU}; {ROUND_TRIPS} round trips after {WARMUP} warm-up")
+             f"server on CPU {PIN_CPU}; {ROUND_TRIPS} round trips after {WARMUP} warm-up; "
+             f"sockspec's {engine_in_use()} engine")
+
+
+def latency_vs_sockperf(ctx: BenchContext) -> Comparison:
+    address = ctx.address()
+    exchange = baselines.sockperf_exchange(MESSAGE_BYTES)
+    with baselines.running(baselines.sockperf_server_argv(address), address, "sockperf-sr",
+                           ctx.work, cpu=PIN_CPU):
+        return compare(
+            "latency_p50_vs_sockperf_pinned", "µs", "sockperf pp --tcp", Goal("lower", 1.05),
+            ctx.runs, lambda: sockspec_p50_us(address, exchange=exchange),
+            lambda: baselines.sockperf_p50_us(address, MESSAGE_BYTES, 3, PIN_CPU),
+            note=f"both against one sockperf sr (sockspec speaking sockperf's framing), "
+                 f"everything on CPU {PIN_CPU}; {MESSAGE_BYTES}-byte messages, --full-rtt; "
+                 f"sockspec's {engine_in_use()} engine")
+
+
+def latency_python_engine_vs_pingpong(ctx: BenchContext) -> Comparison:
+    return sockspec_latency_against(
+        ctx, "latency_p50_python_engine_vs_pingpong", "shared/bench/pingpong (C)",
+        Goal("lower", 1.15),
+        lambda address: baselines.pingpong_p50_us(ctx.binaries, address, MESSAGE_BYTES,
+                                                  ROUND_TRIPS, WARMUP, PIN_CPU),
+        engine="python",
+        note="as latency_p50_vs_pingpong_pinned, with the pure-CPython engine (what "
+             "sockspec measures without numba)")
 
 
 def bare_cpython_p50_us(address: TcpAddress) -> float:
     """The least any CPython client does per round trip: os.write, os.read and two clock
-    reads, nothing checked or recorded beyond the sample. The floor under sockspec's
-    loop; what lies between it and C is the interpreter's, not sockspec's."""
+    reads, nothing checked or recorded beyond the sample. The floor under the python
+    engine; what lies between it and C is the interpreter's, not sockspec's."""
     message = message_for(MESSAGE_BYTES)
     samples = array.array("q", bytes(8 * (WARMUP + ROUND_TRIPS)))
     with pinned((PIN_CPU,)), socket.create_connection(address.sockaddr, 5.0) as sock:
@@ -107,20 +141,11 @@ def bare_cpython_p50_us(address: TcpAddress) -> float:
 
 def latency_vs_bare_cpython(ctx: BenchContext) -> Comparison:
     return sockspec_latency_against(
-        ctx, "latency_p50_vs_bare_cpython_pinned", "bare os.write/os.read loop (CPython)",
-        Goal("lower", 1.02), bare_cpython_p50_us,
+        ctx, "latency_p50_python_engine_vs_bare_cpython", "bare os.write/os.read loop (CPython)",
+        Goal("lower", 1.02), bare_cpython_p50_us, engine="python",
         note=f"both against echo_epoll (C), client and server on CPU {PIN_CPU}; the "
-             "baseline checks nothing, so this ratio is what sockspec's own work costs")
-
-
-def latency_vs_sockperf(ctx: BenchContext) -> Comparison:
-    sockperf_port = ctx.address().port
-    return sockspec_latency_against(
-        ctx, "latency_p50_vs_sockperf_pinned", "sockperf pp --tcp against sockperf sr",
-        Goal("lower", 1.05),
-        lambda _address: baselines.sockperf_p50_us(sockperf_port, MESSAGE_BYTES, 3, PIN_CPU),
-        note="sockspec against echo_epoll, sockperf against its own server; each pair "
-             f"on CPU {PIN_CPU}; {MESSAGE_BYTES}-byte messages, --full-rtt")
+             "baseline checks nothing, so this ratio is what the python engine's own work "
+             "costs")
 
 
 def reference_echo_vs_echo_epoll(ctx: BenchContext) -> Comparison:
@@ -257,6 +282,7 @@ def sendfile_throughput(ctx: BenchContext) -> Comparison:
 CASES: dict[str, Callable[[BenchContext], Comparison]] = {
     "latency_vs_pingpong": latency_vs_pingpong,
     "latency_vs_sockperf": latency_vs_sockperf,
+    "latency_python_engine_vs_pingpong": latency_python_engine_vs_pingpong,
     "latency_vs_bare_cpython": latency_vs_bare_cpython,
     "reference_echo_vs_echo_epoll": reference_echo_vs_echo_epoll,
     "concurrent_10k": concurrent_case(10_000, 1, 1),

@@ -87,12 +87,12 @@ def document(comparisons: list[Comparison], runs: int, skipped: dict[str, str]) 
 
 
 def table(doc: dict) -> list[str]:
-    lines = [f"{'comparison':<34} {'sockspec':>11} {'baseline':>11} {'unit':<6} "
+    lines = [f"{'comparison':<42} {'sockspec':>11} {'baseline':>11} {'unit':<6} "
              f"{'ratio':>6} {'goal':>8}  met  baseline"]
     for c in doc["comparisons"]:
-        lines.append(f"{c['name']:<34} {c['sockspec']:>11.4g} {c['baseline']:>11.4g} "
+        lines.append(f"{c['name']:<42} {c['sockspec']:>11.4g} {c['baseline']:>11.4g} "
                      f"{c['unit']:<6} {c['ratio']:>6.3f} {c['goal']:>8}  "
                      f"{'yes' if c['met'] else 'NO ':<4} {c['baseline_tool']}")
     for name, reason in doc["skipped"].items():
-        lines.append(f"{name:<34} skipped: {reason}")
+        lines.append(f"{name:<42} skipped: {reason}")
     return lines

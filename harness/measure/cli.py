@@ -23,7 +23,7 @@ from harness.measure.concurrent import hold_concurrent
 from harness.measure.connrate import ConnRateRequest, run_connection_rate
 from harness.measure.coordinator import Coordinator, merge_latency, ping_pong_params
 from harness.measure.histogram import merge_encoded
-from harness.measure.latency import PingPongRequest, run_ping_pong
+from harness.measure.latency import ENGINES, PingPongRequest, run_ping_pong
 from harness.measure.throughput import ThroughputRequest, run_echo_throughput
 
 
@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="open loop at this many requests/s (latency from intended send)")
     latency.add_argument("--cpus", default=None, help="pin the generator(s), e.g. 1 or 0,1")
     latency.add_argument("--generators", type=int, default=1)
+    latency.add_argument("--engine", choices=ENGINES, default="auto",
+                         help="closed loop compiled with numba (native), in CPython (python), "
+                              "or native when installed (auto, the default)")
     connrate = commands.add_parser("connrate", help="connect / 1-byte echo / close rate")
     connrate.add_argument("address")
     connrate.add_argument("--seconds", type=float, default=5.0)
@@ -80,7 +83,7 @@ def _generators(count: int) -> int:
 
 def command_latency(args: argparse.Namespace) -> tuple[str, dict, bool]:
     request = PingPongRequest(size=args.size, count=args.count, warmup=args.warmup,
-                              rate_per_s=args.rate, cpus=_cpus(args.cpus))
+                              rate_per_s=args.rate, cpus=_cpus(args.cpus), engine=args.engine)
     request.validate()
     if _generators(args.generators) == 1:
         result = run_ping_pong(args.address, request)
@@ -92,7 +95,8 @@ def command_latency(args: argparse.Namespace) -> tuple[str, dict, bool]:
                 timeout_s=600))
         histogram, ok = merged.histogram, merged.ok
         text = f"{merged.completed} of {merged.requested} round trips over {args.generators} " \
-               f"generators" + (f"; failures {merged.failures}" if merged.failures else "")
+               f"generators ({request.resolved_engine()} engine)" \
+               + (f"; failures {merged.failures}" if merged.failures else "")
     summary = histogram.summary()
     return f"{text}; {summary.describe()}", summary.metrics(), ok
 

@@ -13,8 +13,11 @@ stall and hides the hundreds of users a real client population would have
 kept waiting ("coordinated omission"). The service time (from the actual
 send) is kept alongside.
 
-Samples go into a preallocated array during the run (the loop stays as short
-as a C client's) and into an HdrHistogram afterwards.
+Samples go into a preallocated array during the run and into an HdrHistogram
+afterwards. Two engines run the closed loop: "native" (compiled with numba,
+harness.measure.native_loop: a C client's cost per round trip) and "python"
+(os.write/os.read: ~0.4 µs more per round trip). "auto" takes native when numba
+is installed; the open loop always runs in Python (its waits dwarf that cost).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from harness.errors import UsageError
 from harness.measure.histogram import LatencyHistogram
+from harness.measure.native_loop import compile_native_loop, native_available, run_closed_loop
 from harness.measure.plan import check_cpus, check_ping_pong, check_positive
 from harness.measure.sockets import (
     failure_name,
@@ -37,6 +42,7 @@ from harness.transport import Address
 
 SPIN_BELOW_NS = 200_000   # sleep() wakes 50-100 µs late; spin for the last 200 µs
 _NEVER = 1 << 62
+ENGINES = ("auto", "native", "python")
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class PingPongRequest:
     timeout_s: float = 5.0            # bound on connect and on every single send/recv
     cpus: tuple[int, ...] | None = None
     budget_s: float | None = None     # stop measuring after this long (not a failure)
+    engine: str = "auto"              # closed loop: "native" (numba), "python", or either
 
     def validate(self) -> None:
         check_ping_pong(self.size, self.count, self.warmup, self.rate_per_s)
@@ -55,6 +62,37 @@ class PingPongRequest:
         if self.budget_s is not None:
             check_positive("time budget (seconds)", self.budget_s)
         check_cpus(self.cpus, os.sched_getaffinity(0))
+        self.resolved_engine()
+
+    def resolved_engine(self) -> str:
+        """The engine that will run: "native" or "python"; refuses one that cannot."""
+        if self.engine not in ENGINES:
+            raise UsageError(f"unknown latency engine {self.engine!r}; choose from "
+                             f"{', '.join(ENGINES)}")
+        if self.engine == "native":
+            if self.rate_per_s is not None:
+                raise UsageError("the native engine runs closed loops only; drop the request "
+                                 "rate or use the python engine")
+            if not native_available():
+                raise UsageError("the native latency engine needs numba: "
+                                 "pip install 'sockspec[native]'")
+            return "native"
+        if self.engine == "auto" and self.rate_per_s is None and native_available():
+            return "native"
+        return "python"
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """What each round trip sends and the reply it expects (an echo by default)."""
+
+    message: bytes
+    reply: bytes
+
+    @classmethod
+    def echo(cls, size: int) -> Exchange:
+        message = message_for(size)
+        return cls(message, message)
 
 
 @dataclass
@@ -68,6 +106,7 @@ class PingPongResult:
     first_failure: str | None = None
     mismatched_echoes: int = 0
     stopped_at_budget: bool = False
+    engine: str = "python"
 
     @property
     def ok(self) -> bool:
@@ -75,7 +114,8 @@ class PingPongResult:
         return not self.failures and (self.completed == self.requested or self.stopped_at_budget)
 
     def describe(self) -> str:
-        text = f"{self.completed} of {self.requested} round trips in {self.elapsed_s:.3f} s"
+        text = f"{self.completed} of {self.requested} round trips in {self.elapsed_s:.3f} s " \
+               f"({self.engine} engine)"
         if self.stopped_at_budget:
             text += " (stopped at the time budget)"
         if self.failures:
@@ -104,17 +144,25 @@ def message_for(size: int) -> bytes:
     return bytes(1 + i % 251 for i in range(size))
 
 
-def run_ping_pong(address: str | Address, request: PingPongRequest) -> PingPongResult:
+def run_ping_pong(address: str | Address, request: PingPongRequest,
+                  exchange: Exchange | None = None) -> PingPongResult:
     """Connect, warm up, then measure ``request.count`` round trips; never raises for
     the peer's failures (they are counted by errno name in the result)."""
     request.validate()
+    exchange = exchange or Exchange.echo(request.size)
+    if not len(exchange.message) == len(exchange.reply) == request.size:
+        raise UsageError(f"message and reply must both be {request.size} bytes")
     target = resolve_destination(address)
     with pinned(request.cpus):
-        return _run(target, request)
+        return _run(target, request, exchange)
 
 
-def _run(target: Address, request: PingPongRequest) -> PingPongResult:
-    message = message_for(request.size)
+def _run(target: Address, request: PingPongRequest, exchange: Exchange) -> PingPongResult:
+    engine = request.resolved_engine()
+    closed_loop = _closed_loop
+    if engine == "native":
+        compile_native_loop()  # before the clock and the connection start
+        closed_loop = _native_closed_loop
     total = request.warmup + request.count
     rtt = array.array("q", bytes(8 * total))
     late = array.array("q", bytes(8 * total)) if request.rate_per_s else None
@@ -129,9 +177,9 @@ def _run(target: Address, request: PingPongRequest) -> PingPongResult:
         set_io_timeouts(sock, request.timeout_s)
         sock.connect(target.sockaddr)
         if late is None:
-            done, mismatched = _closed_loop(sock, message, total, rtt, stop_ns)
+            done, mismatched = closed_loop(sock, exchange, total, rtt, stop_ns)
         else:
-            done, mismatched = _open_loop(sock, message, total, rtt, late,
+            done, mismatched = _open_loop(sock, exchange, total, rtt, late,
                                           request.rate_per_s, request.warmup, stop_ns)
     except OSError as exc:
         failures[failure_name(exc)] = 1
@@ -156,7 +204,7 @@ def _run(target: Address, request: PingPongRequest) -> PingPongResult:
         histogram.record_many(late[request.warmup:done])
     return PingPongResult(histogram, service, request.count, max(0, done - request.warmup),
                           elapsed, failures, first_failure, mismatched,
-                          stopped_at_budget=done < total and not failures)
+                          stopped_at_budget=done < total and not failures, engine=engine)
 
 
 class _EchoEnded(Exception):
@@ -174,12 +222,24 @@ def _done_of(samples: array.array) -> int:
     return len(samples)
 
 
-def _closed_loop(sock, message: bytes, total: int, rtt: array.array, stop_ns: int
+def _native_closed_loop(sock, exchange: Exchange, total: int, rtt: array.array, stop_ns: int
+                        ) -> tuple[int, int]:
+    """_closed_loop's contract, compiled (native_loop)."""
+    run = run_closed_loop(sock.fileno(), exchange.message, exchange.reply, rtt, total, stop_ns)
+    if run.errno:
+        raise OSError(run.errno, os.strerror(run.errno))
+    if run.eof_after_bytes is not None:
+        raise _EchoEnded(run.reached, run.eof_after_bytes, len(exchange.reply))
+    return run.reached, run.mismatched
+
+
+def _closed_loop(sock, exchange: Exchange, total: int, rtt: array.array, stop_ns: int
                  ) -> tuple[int, int]:
     """Round trips 0..total-1; returns (index reached, mismatched echoes)."""
     # os.write/os.read on the fd are the thinnest calls CPython has (no keyword
     # parsing, no buffer protocol on the read side): ~0.1 µs less per round trip
     # than sock.sendall/recv_into, i.e. 2 % of a pinned loopback round trip.
+    message, reply = exchange.message, exchange.reply
     fd, size = sock.fileno(), len(message)
     write, read, clock = os.write, os.read, time.perf_counter_ns
     mismatched = 0
@@ -188,23 +248,24 @@ def _closed_loop(sock, message: bytes, total: int, rtt: array.array, stop_ns: in
         if (sent := write(fd, message)) != size:
             _write_rest(fd, message, sent)
         echo = read(fd, size)
-        if echo != message:  # short read, or a wrong echo
+        if echo != reply:  # short read, or a wrong echo
             echo = _read_rest(fd, echo, size, index)
         finished = clock()
         rtt[index] = finished - started or 1
-        if echo != message:
+        if echo != reply:
             mismatched += 1
         if finished > stop_ns:  # checked outside the timed span
             return index + 1, mismatched
     return total, mismatched
 
 
-def _open_loop(sock, message: bytes, total: int, rtt: array.array, late: array.array,
+def _open_loop(sock, exchange: Exchange, total: int, rtt: array.array, late: array.array,
                rate_per_s: float, warmup: int, stop_ns: int) -> tuple[int, int]:
+    message, reply = exchange.message, exchange.reply
     fd, size = sock.fileno(), len(message)
     clock = time.perf_counter_ns
     # The schedule starts after the warm-up, which runs closed-loop.
-    reached, mismatched = _closed_loop(sock, message, warmup, rtt, stop_ns)
+    reached, mismatched = _closed_loop(sock, exchange, warmup, rtt, stop_ns)
     if reached < warmup:
         return reached, mismatched
     schedule = OpenLoopSchedule(clock() + SPIN_BELOW_NS, rate_per_s)
@@ -220,7 +281,7 @@ def _open_loop(sock, message: bytes, total: int, rtt: array.array, late: array.a
         finished = clock()
         rtt[index] = finished - sent_at or 1
         late[index] = max(1, finished - due)
-        if echo != message:
+        if echo != reply:
             mismatched += 1
     return total, mismatched
 
