@@ -35,16 +35,27 @@ def test_medians_of_alternating_runs_give_the_ratio():
         calls.append("b")
         return 10.0
 
-    comparison = compare("x", "µs", "C", Goal("lower", 1.05), 3, sockspec, baseline)
+    comparison = compare("x", "µs", "C", Goal("lower", 1.05), 3, sockspec, baseline,
+                         warmup=0)
     assert calls == ["s", "b", "b", "s", "s", "b"]  # alternated: drifts hit both sides
     assert comparison.sockspec == 11.0 and comparison.baseline == 10.0
     assert comparison.ratio == pytest.approx(1.1)
     assert comparison.record()["met"] is False
 
 
+def test_a_warm_up_run_of_each_side_is_discarded():
+    # A cold start (the server's first 10k accepts, say) must not count against
+    # whichever side happens to go first.
+    comparison = compare("x", "s", "C", Goal("lower", 1.3), 2,
+                         sequence([9.0, 1.0, 1.2]), sequence([5.0, 1.0, 1.0]))
+    assert comparison.sockspec_runs == [1.0, 1.2] and comparison.baseline_runs == [1.0, 1.0]
+    assert comparison.ratio == pytest.approx(1.1)
+    assert comparison.record()["warmup"] == {"sockspec": [9.0], "baseline": [5.0]}
+
+
 def test_the_document_has_the_schema_the_report_reads():
     comparison = compare("conn", "conn/s", "crr", Goal("higher", 0.9), 1,
-                         sequence([950.0]), sequence([1000.0]))
+                         sequence([950.0]), sequence([1000.0]), warmup=0)
     doc = document([comparison], 1, {"latency_vs_sockperf": "sockperf is not installed"})
     assert doc["schema"] == SCHEMA == "sockspec.bench/1"
     entry = doc["comparisons"][0]

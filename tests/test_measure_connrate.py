@@ -1,7 +1,7 @@
 """Connection rate: a bounded connect/exchange/close loop with failures counted by errno."""
 
 import pytest
-from measure_servers import ScriptedServer, close_at_once, echo, echo_corrupted
+from measure_servers import ScriptedServer, close_at_once, echo, echo_corrupted, never_answer
 
 from harness.measure.connrate import ConnRateRequest, run_connection_rate
 from harness.measure.plan import ImpossibleLoad
@@ -42,6 +42,23 @@ def test_closing_and_corrupting_servers_are_counted():
     with ScriptedServer(echo_corrupted) as address:
         wrong = run_connection_rate(address, ConnRateRequest(duration_s=5, max_connections=20))
     assert wrong.failures == {"mismatch": 20}
+
+
+def test_a_silent_server_costs_one_timeout_per_connection_not_a_hang():
+    with ScriptedServer(never_answer) as address:
+        result = run_connection_rate(address, ConnRateRequest(duration_s=30, max_connections=3,
+                                                               timeout_s=0.2))
+    assert result.failures == {"timeout": 3} and result.succeeded == 0
+    assert result.elapsed_s < 3
+
+
+@pytest.mark.parametrize("size", [1, 1024, 1025, 65536])
+def test_payloads_of_one_segment_and_more_come_back_whole_and_fast(size):
+    with ScriptedServer(echo) as address:
+        result = run_connection_rate(address, ConnRateRequest(duration_s=5, max_connections=20,
+                                                               payload_size=size))
+    assert result.succeeded == 20, result.describe()
+    assert result.histogram.value_at_ns(50) < 20_000_000  # no 40 ms delayed-ACK stall
 
 
 @pytest.mark.parametrize("field, value, words", [

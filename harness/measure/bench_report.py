@@ -1,7 +1,9 @@
 """Benchmark bookkeeping (pure): goals, comparisons of medians, the JSON document, the table.
 
-A comparison alternates sockspec and its baseline run by run, so a slow drift of
-the shared machine hits both sides, and compares the medians. The ratio is
+A comparison first runs each side once untimed (a cold server, page cache or
+allocator would otherwise fall on whichever side goes first), then alternates
+sockspec and its baseline run by run, so a slow drift of the shared machine hits
+both sides, and compares the medians. The ratio is
 always sockspec / baseline; a Goal says which way is better and where the line is.
 """
 
@@ -38,6 +40,7 @@ class Comparison:
     sockspec_runs: list[float] = field(default_factory=list)
     baseline_runs: list[float] = field(default_factory=list)
     note: str = ""
+    warmup_runs: dict[str, list[float]] = field(default_factory=dict)  # discarded
 
     @property
     def sockspec(self) -> float:
@@ -58,14 +61,20 @@ class Comparison:
                 "met": self.goal.met(self.ratio), "better": self.goal.better,
                 "baseline_tool": self.baseline_tool, "note": self.note,
                 "runs": {"sockspec": [round(v, 4) for v in self.sockspec_runs],
-                         "baseline": [round(v, 4) for v in self.baseline_runs]}}
+                         "baseline": [round(v, 4) for v in self.baseline_runs]},
+                "warmup": {side: [round(v, 4) for v in values]
+                           for side, values in self.warmup_runs.items()}}
 
 
 def compare(name: str, unit: str, tool: str, goal: Goal, runs: int,
             sockspec: Callable[[], float], baseline: Callable[[], float],
-            note: str = "") -> Comparison:
-    """Alternate the two measurements ``runs`` times (so slow drifts hit both)."""
-    comparison = Comparison(name, unit, tool, goal, note=note)
+            note: str = "", warmup: int = 1) -> Comparison:
+    """Run each side ``warmup`` times (discarded), then alternate them ``runs`` times."""
+    comparison = Comparison(name, unit, tool, goal, note=note,
+                            warmup_runs={"sockspec": [], "baseline": []})
+    for _ in range(warmup):
+        comparison.warmup_runs["sockspec"].append(sockspec())
+        comparison.warmup_runs["baseline"].append(baseline())
     for run in range(runs):
         pair = [(comparison.sockspec_runs, sockspec), (comparison.baseline_runs, baseline)]
         for samples, measure in (pair if run % 2 == 0 else pair[::-1]):
