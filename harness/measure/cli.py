@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     latency.add_argument("--cpus", default=None, help="pin the generator(s), e.g. 1 or 0,1")
     latency.add_argument("--generators", type=int, default=1)
     latency.add_argument("--engine", choices=ENGINES, default="auto",
-                         help="closed loop compiled with numba (native), in CPython (python), "
+                         help="the loop compiled with numba (native), in CPython (python), "
                               "or native when installed (auto, the default)")
     connrate = commands.add_parser("connrate", help="connect / 1-byte echo / close rate")
     connrate.add_argument("address")

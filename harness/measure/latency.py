@@ -14,10 +14,10 @@ kept waiting ("coordinated omission"). The service time (from the actual
 send) is kept alongside.
 
 Samples go into a preallocated array during the run and into an HdrHistogram
-afterwards. Two engines run the closed loop: "native" (compiled with numba,
+afterwards. Two engines run both loops: "native" (compiled with numba,
 harness.measure.native_loop: a C client's cost per round trip) and "python"
 (os.write/os.read: ~0.4 µs more per round trip). "auto" takes native when numba
-is installed; the open loop always runs in Python (its waits dwarf that cost).
+is installed.
 """
 
 from __future__ import annotations
@@ -29,7 +29,14 @@ from dataclasses import dataclass, field
 
 from harness.errors import UsageError
 from harness.measure.histogram import LatencyHistogram
-from harness.measure.native_loop import compile_native_loop, native_available, run_closed_loop
+from harness.measure.native_loop import (
+    SPIN_BELOW_NS,
+    NativeRun,
+    compile_native_loops,
+    native_available,
+    run_closed_loop,
+    run_open_loop,
+)
 from harness.measure.plan import check_cpus, check_ping_pong, check_positive
 from harness.measure.sockets import (
     failure_name,
@@ -40,7 +47,6 @@ from harness.measure.sockets import (
 )
 from harness.transport import Address
 
-SPIN_BELOW_NS = 200_000   # sleep() wakes 50-100 µs late; spin for the last 200 µs
 _NEVER = 1 << 62
 ENGINES = ("auto", "native", "python")
 
@@ -54,7 +60,7 @@ class PingPongRequest:
     timeout_s: float = 5.0            # bound on connect and on every single send/recv
     cpus: tuple[int, ...] | None = None
     budget_s: float | None = None     # stop measuring after this long (not a failure)
-    engine: str = "auto"              # closed loop: "native" (numba), "python", or either
+    engine: str = "auto"              # "native" (numba), "python", or native if installed
 
     def validate(self) -> None:
         check_ping_pong(self.size, self.count, self.warmup, self.rate_per_s)
@@ -70,14 +76,11 @@ class PingPongRequest:
             raise UsageError(f"unknown latency engine {self.engine!r}; choose from "
                              f"{', '.join(ENGINES)}")
         if self.engine == "native":
-            if self.rate_per_s is not None:
-                raise UsageError("the native engine runs closed loops only; drop the request "
-                                 "rate or use the python engine")
             if not native_available():
                 raise UsageError("the native latency engine needs numba: "
                                  "pip install 'sockspec[native]'")
             return "native"
-        if self.engine == "auto" and self.rate_per_s is None and native_available():
+        if self.engine == "auto" and native_available():
             return "native"
         return "python"
 
@@ -159,10 +162,10 @@ def run_ping_pong(address: str | Address, request: PingPongRequest,
 
 def _run(target: Address, request: PingPongRequest, exchange: Exchange) -> PingPongResult:
     engine = request.resolved_engine()
-    closed_loop = _closed_loop
+    closed_loop, open_loop = _closed_loop, _open_loop
     if engine == "native":
-        compile_native_loop()  # before the clock and the connection start
-        closed_loop = _native_closed_loop
+        compile_native_loops()  # before the clock and the connection start
+        closed_loop, open_loop = _native_closed_loop, _native_open_loop
     total = request.warmup + request.count
     rtt = array.array("q", bytes(8 * total))
     late = array.array("q", bytes(8 * total)) if request.rate_per_s else None
@@ -179,8 +182,8 @@ def _run(target: Address, request: PingPongRequest, exchange: Exchange) -> PingP
         if late is None:
             done, mismatched = closed_loop(sock, exchange, total, rtt, stop_ns)
         else:
-            done, mismatched = _open_loop(sock, exchange, total, rtt, late,
-                                          request.rate_per_s, request.warmup, stop_ns)
+            done, mismatched = open_loop(sock, exchange, total, rtt, late,
+                                         request.rate_per_s, request.warmup, stop_ns)
     except OSError as exc:
         failures[failure_name(exc)] = 1
         first_failure = f"after {max(0, _done_of(rtt) - request.warmup)} round trips: " \
@@ -225,12 +228,37 @@ def _done_of(samples: array.array) -> int:
 def _native_closed_loop(sock, exchange: Exchange, total: int, rtt: array.array, stop_ns: int
                         ) -> tuple[int, int]:
     """_closed_loop's contract, compiled (native_loop)."""
-    run = run_closed_loop(sock.fileno(), exchange.message, exchange.reply, rtt, total, stop_ns)
+    if not total:
+        return 0, 0
+    with memoryview(rtt) as samples:
+        run = run_closed_loop(sock.fileno(), exchange.message, exchange.reply,
+                              samples[:total], stop_ns)
+    return _native_outcome(run, 0, len(exchange.reply))
+
+
+def _native_open_loop(sock, exchange: Exchange, total: int, rtt: array.array,
+                      late: array.array, rate_per_s: float, warmup: int, stop_ns: int
+                      ) -> tuple[int, int]:
+    """_open_loop's contract, compiled (native_loop)."""
+    reached, mismatched = _native_closed_loop(sock, exchange, warmup, rtt, stop_ns)
+    if reached < warmup:
+        return reached, mismatched
+    first_due = time.perf_counter_ns() + SPIN_BELOW_NS
+    with memoryview(rtt) as samples, memoryview(late) as delays:
+        run = run_open_loop(sock.fileno(), exchange.message, exchange.reply,
+                            samples[warmup:total], delays[warmup:total], first_due,
+                            1e9 / rate_per_s, stop_ns)
+    done, more_mismatched = _native_outcome(run, warmup, len(exchange.reply))
+    return done, mismatched + more_mismatched
+
+
+def _native_outcome(run: NativeRun, first: int, size: int) -> tuple[int, int]:
+    """(index reached, mismatched), or the failure raised as the python engine raises it."""
     if run.errno:
         raise OSError(run.errno, os.strerror(run.errno))
     if run.eof_after_bytes is not None:
-        raise _EchoEnded(run.reached, run.eof_after_bytes, len(exchange.reply))
-    return run.reached, run.mismatched
+        raise _EchoEnded(first + run.reached, run.eof_after_bytes, size)
+    return first + run.reached, run.mismatched
 
 
 def _closed_loop(sock, exchange: Exchange, total: int, rtt: array.array, stop_ns: int

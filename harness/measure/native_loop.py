@@ -1,22 +1,22 @@
-"""The closed ping-pong loop compiled to machine code with numba (optional).
+"""The ping-pong loops compiled to machine code with numba (optional).
 
 A CPython client spends ~0.4 µs per round trip on interpreted calls and GIL
 hand-offs around its two system calls: 7-10 % of a pinned 5 µs loopback round
-trip, which no pure-Python loop can remove (BENCHMARKS.md). Compiled, the loop
-makes the same write/read/clock_gettime calls as a C client and nothing else.
-numba compiles it from Python at run time, so no C compiler is needed:
+trip, which no pure-Python loop can remove (BENCHMARKS.md). Compiled, the loops
+make the same write/read/clock_gettime calls as a C client and nothing else.
+numba compiles them from Python at run time, so no C compiler is needed:
 ``pip install 'sockspec[native]'``.
 
-Same rules as ``latency._closed_loop``: time from before the first write to
-after the last byte of the reply, short writes and reads finished, every reply
+Same rules as ``latency._closed_loop`` and ``latency._open_loop``: time from
+before the first write (closed) or from the intended send time (open) to after
+the last byte of the reply, short writes and reads finished, every reply
 compared, the time budget checked outside the timed span. A signal interrupts
-the loop (EINTR) and returns to Python, so handlers run (Ctrl-C works); the
-wrapper then resumes the round trip in flight.
+a loop (EINTR) and returns to Python, so handlers run (Ctrl-C works); the
+wrapper then resumes the round trip in flight, or the wait for it.
 """
 
 from __future__ import annotations
 
-import array
 import ctypes
 import errno
 import functools
@@ -24,8 +24,10 @@ import importlib.util
 from dataclasses import dataclass
 
 CLOCK_MONOTONIC = 1   # time.perf_counter_ns's clock on Linux, so budgets compare
+TIMER_ABSTIME = 1
+SPIN_BELOW_NS = 200_000   # sleep until 200 µs before a send is due, then spin
 
-# State shared with the compiled loop (int64 slots), so an interrupted call resumes.
+# State shared with the compiled loops (int64 slots), so an interrupted call resumes.
 INDEX, SENT, GOT, STARTED_NS, MISMATCHED, STATUS, ERRNO = range(7)
 STATE_SLOTS = 7
 # STATUS values
@@ -40,24 +42,40 @@ def native_available() -> bool:
 class NativeRun:
     reached: int                  # round trips completed (recorded in rtt[:reached])
     mismatched: int
-    errno: int = 0                # a failed write or read, else 0
+    errno: int = 0                # a failed write, read or sleep, else 0
     eof_after_bytes: int | None = None   # the peer closed after this many reply bytes
 
 
-def run_closed_loop(fd: int, message: bytes, reply: bytes, rtt: array.array, total: int,
-                    stop_ns: int) -> NativeRun:
-    """Round trips 0..total-1 on blocking ``fd``, samples into ``rtt`` (int64)."""
+def run_closed_loop(fd: int, message: bytes, reply: bytes, rtt, stop_ns: int) -> NativeRun:
+    """Round trips on blocking ``fd``, one per int64 slot of the writable buffer ``rtt``."""
+    loops = compile_native_loops()
+    return _drive(lambda *buffers: loops.closed(fd, *buffers, stop_ns), message, reply, rtt)
+
+
+def run_open_loop(fd: int, message: bytes, reply: bytes, rtt, late, first_due_ns: int,
+                  interval_ns: float, stop_ns: int) -> NativeRun:
+    """Request i due at ``first_due_ns + i * interval_ns``; ``rtt`` gets its service time
+    (from the actual send), ``late`` its latency from the due time (both int64 buffers)."""
     import numpy as np
 
-    loop = compile_native_loop()
+    loops = compile_native_loops()
+    delays = np.frombuffer(late, dtype=np.int64)
+    return _drive(lambda *buffers: loops.open(fd, *buffers, delays, first_due_ns, interval_ns,
+                                              stop_ns), message, reply, rtt)
+
+
+def _drive(call, message: bytes, reply: bytes, rtt) -> NativeRun:
+    """Call a compiled loop until it ends other than by a signal; read its state."""
+    import numpy as np
+
     sent = np.frombuffer(message, dtype=np.uint8).copy()
     expected = np.frombuffer(reply, dtype=np.uint8).copy()
     received = np.zeros(len(reply), dtype=np.uint8)
-    samples = np.frombuffer(rtt, dtype=np.int64)[:total]
+    samples = np.frombuffer(rtt, dtype=np.int64)
     state = np.zeros(STATE_SLOTS, dtype=np.int64)
-    clock = np.zeros(2, dtype=np.int64)
+    scratch = np.zeros(4, dtype=np.int64)   # two timespecs: the clock read, the wake-up
     while True:
-        loop(fd, sent, expected, received, samples, stop_ns, state, clock)
+        call(sent, expected, received, samples, state, scratch)
         if state[STATUS] != INTERRUPTED:
             break
         # Back in Python for a moment: pending signal handlers run here (and may raise).
@@ -69,9 +87,15 @@ def run_closed_loop(fd: int, message: bytes, reply: bytes, rtt: array.array, tot
     return NativeRun(reached, mismatched)
 
 
+@dataclass(frozen=True)
+class NativeLoops:
+    closed: object
+    open: object
+
+
 @functools.cache
-def compile_native_loop():
-    """Compile once per process (~0.3 s); numba cannot cache code that calls ctypes."""
+def compile_native_loops() -> NativeLoops:
+    """Compile once per process (~1 s); numba cannot cache code that calls ctypes."""
     from numba import carray, njit
 
     libc = ctypes.CDLL(None)
@@ -80,13 +104,65 @@ def compile_native_loop():
     c_read = _function(libc.read, ctypes.c_ssize_t,
                        (ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t))
     c_clock_gettime = _function(libc.clock_gettime, ctypes.c_int, (ctypes.c_int, ctypes.c_void_p))
+    c_clock_nanosleep = _function(libc.clock_nanosleep, ctypes.c_int,
+                                  (ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p))
     c_errno_location = _function(libc.__errno_location, ctypes.POINTER(ctypes.c_int), ())
     eintr = errno.EINTR
+    end_of_file = -1   # in place of an errno: the peer closed
 
     @njit(nogil=True)
-    def now_ns(clock):
-        c_clock_gettime(CLOCK_MONOTONIC, clock.ctypes)
-        return clock[0] * 1_000_000_000 + clock[1]
+    def now_ns(scratch):
+        c_clock_gettime(CLOCK_MONOTONIC, scratch.ctypes)
+        return scratch[0] * 1_000_000_000 + scratch[1]
+
+    @njit(nogil=True)
+    def sleep_until(wake_ns, scratch):
+        """0, or the errno of clock_nanosleep (EINTR: a signal came)."""
+        wake = scratch[2:]
+        wake[0], wake[1] = wake_ns // 1_000_000_000, wake_ns % 1_000_000_000
+        return c_clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, wake.ctypes, wake.ctypes)
+
+    @njit(nogil=True)
+    def wait_until(due_ns, scratch):
+        """Sleep to just before ``due_ns``, spin the rest (a sleep wakes 50-100 µs late)."""
+        while True:
+            remaining = due_ns - now_ns(scratch)
+            if remaining <= 0:
+                return 0
+            if remaining > SPIN_BELOW_NS:
+                error = sleep_until(due_ns - SPIN_BELOW_NS, scratch)
+                if error:
+                    return error
+
+    @njit(nogil=True)
+    def write_rest(fd, message, sent):
+        """(bytes sent, 0) once all is written, or (bytes sent, errno)."""
+        while sent < message.size:
+            count = c_write(fd, message[sent:].ctypes, message.size - sent)
+            if count < 0:
+                return sent, carray(c_errno_location(), 1)[0]
+            sent += count
+        return sent, 0
+
+    @njit(nogil=True)
+    def read_rest(fd, received, got):
+        """(bytes read, 0) once the reply is in, or (bytes read, errno or end_of_file)."""
+        while got < received.size:
+            count = c_read(fd, received[got:].ctypes, received.size - got)
+            if count == 0:
+                return got, end_of_file
+            if count < 0:
+                return got, carray(c_errno_location(), 1)[0]
+            got += count
+        return got, 0
+
+    @njit(nogil=True)
+    def exchange(fd, message, received, sent, got):
+        """Finish the round trip in flight: (sent, got, 0) or where it stopped and why."""
+        sent, error = write_rest(fd, message, sent)
+        if error == 0:
+            got, error = read_rest(fd, received, got)
+        return sent, got, error
 
     @njit(nogil=True)
     def stop(state, index, sent, got, started, status, error):
@@ -94,41 +170,71 @@ def compile_native_loop():
         state[STATUS], state[ERRNO] = status, error
 
     @njit(nogil=True)
-    def loop(fd, message, reply, received, rtt, stop_ns, state, clock):
-        size = message.size
+    def stop_on(state, index, sent, got, started, error):
+        status = EOF if error == end_of_file else INTERRUPTED if error == eintr else FAILED
+        stop(state, index, sent, got, started, status, max(error, 0))
+
+    @njit(nogil=True)
+    def check(received, reply, state):
+        for at in range(received.size):
+            if received[at] != reply[at]:
+                state[MISMATCHED] += 1
+                return
+
+    @njit(nogil=True)
+    def closed(fd, message, reply, received, rtt, state, scratch, stop_ns):
         index, sent, got, started = state[INDEX], state[SENT], state[GOT], state[STARTED_NS]
         while index < rtt.size:
             if sent == 0 and got == 0:
-                started = now_ns(clock)
-            while sent < size:
-                count = c_write(fd, message[sent:].ctypes, size - sent)
-                if count < 0:
-                    error = carray(c_errno_location(), 1)[0]
-                    stop(state, index, sent, got, started,
-                         INTERRUPTED if error == eintr else FAILED, error)
-                    return
-                sent += count
-            while got < size:
-                count = c_read(fd, received[got:].ctypes, size - got)
-                if count <= 0:
-                    error = carray(c_errno_location(), 1)[0] if count < 0 else 0
-                    status = EOF if count == 0 else INTERRUPTED if error == eintr else FAILED
-                    stop(state, index, sent, got, started, status, error)
-                    return
-                got += count
-            finished = now_ns(clock)
+                started = now_ns(scratch)
+            sent, got, error = exchange(fd, message, received, sent, got)
+            if error:
+                stop_on(state, index, sent, got, started, error)
+                return
+            finished = now_ns(scratch)
             rtt[index] = max(finished - started, 1)
-            for at in range(size):
-                if received[at] != reply[at]:
-                    state[MISMATCHED] += 1
-                    break
+            check(received, reply, state)
             index, sent, got = index + 1, 0, 0
             if finished > stop_ns:  # checked outside the timed span
                 stop(state, index, 0, 0, 0, BUDGET, 0)
                 return
         stop(state, index, 0, 0, 0, DONE, 0)
 
-    return loop
+    @njit(nogil=True)
+    def open_(fd, message, reply, received, rtt, state, scratch, late, first_due_ns,
+              interval_ns, stop_ns):
+        index, sent, got, started = state[INDEX], state[SENT], state[GOT], state[STARTED_NS]
+        while index < rtt.size:
+            due = first_due_ns + round(index * interval_ns)
+            if sent == 0 and got == 0:
+                if due > stop_ns:
+                    stop(state, index, 0, 0, 0, BUDGET, 0)
+                    return
+                error = wait_until(due, scratch)
+                if error:
+                    stop_on(state, index, 0, 0, 0, error)
+                    return
+                started = now_ns(scratch)
+            sent, got, error = exchange(fd, message, received, sent, got)
+            if error:
+                stop_on(state, index, sent, got, started, error)
+                return
+            finished = now_ns(scratch)
+            rtt[index] = max(finished - started, 1)
+            late[index] = max(finished - due, 1)
+            check(received, reply, state)
+            index, sent, got = index + 1, 0, 0
+        stop(state, index, 0, 0, 0, DONE, 0)
+
+    # numba compiles at the first call: make it now, on empty arrays of the real types,
+    # so no compile time falls inside a time budget or an open loop's schedule.
+    import numpy as np
+
+    no_bytes, no_samples = np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=np.int64)
+    state, scratch = np.zeros(STATE_SLOTS, dtype=np.int64), np.zeros(4, dtype=np.int64)
+    closed(-1, no_bytes, no_bytes, no_bytes, no_samples, state, scratch, 0)
+    open_(-1, no_bytes, no_bytes, no_bytes, no_samples, state, scratch, no_samples, 0, 1.0, 0)
+    return NativeLoops(closed, open_)
 
 
 def _function(function, restype, argtypes):
