@@ -6,6 +6,7 @@ closed, threads joined, Unix socket file removed) by its context manager.
 
 from __future__ import annotations
 
+import gc
 import os
 import select
 import shutil
@@ -26,9 +27,11 @@ IDLE_TIMEOUT = 10.0
 
 
 class ScriptedServer:
-    def __init__(self, handler: Handler, *, unix: bool = False, backlog: int = 1024) -> None:
+    def __init__(self, handler: Handler, *, unix: bool = False, backlog: int = 1024,
+                 host: str = "127.0.0.1") -> None:
         self.handler = handler
         self.unix = unix
+        self.host = host
         self.backlog = backlog
         self.threads: list[threading.Thread] = []
         self.connections: list[socket.socket] = []
@@ -42,9 +45,10 @@ class ScriptedServer:
             self.listener.bind(path)
             self.address: Address = UnixAddress(path)
         else:
-            self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self.listener.bind(("127.0.0.1", 0))
-            self.address = TcpAddress("127.0.0.1", self.listener.getsockname()[1])
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            self.listener = socket.socket(family, socket.SOCK_STREAM)
+            self.listener.bind((self.host, 0))
+            self.address = TcpAddress(self.host, self.listener.getsockname()[1])
         self.listener.listen(self.backlog)
         self.listener.settimeout(0.05)
         self.stopping = threading.Event()
@@ -170,3 +174,38 @@ def start_epoll_echo(args: list[str], prefix: list[str] | None = None,
         proc.wait()
         pytest.fail(f"{what} did not announce itself: {line!r}")
     return proc, int(line.split()[1])
+
+
+class SignalTicker:
+    """SIGALRM to the main thread every ``interval`` seconds, as a signal arriving
+    mid-measurement would: blocking reads and writes return EINTR."""
+
+    def __init__(self, interval: float, on_signal) -> None:
+        self.interval, self.on_signal, self.calls = interval, on_signal, 0
+        self.stopped = threading.Event()
+        self.target = threading.main_thread().ident
+
+    def handler(self, signum, frame) -> None:
+        self.calls += 1
+        self.on_signal(self.calls)
+
+    def tick(self) -> None:
+        while not self.stopped.wait(self.interval):
+            signal.pthread_kill(self.target, signal.SIGALRM)
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGALRM, self.handler)
+        self.thread = threading.Thread(target=self.tick, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join(5)
+        signal.signal(signal.SIGALRM, self.previous)
+
+
+def open_fds() -> int:
+    """This process's open file descriptors, after collecting unreachable sockets."""
+    gc.collect()
+    return len(os.listdir("/proc/self/fd"))

@@ -19,6 +19,7 @@ from harness.measure.cli import main
      "python"],
     ["connrate", "{a}", "--seconds", "0.2"],
     ["connrate", "{a}", "--seconds", "0.2", "--generators", "2"],
+    ["connrate", "{a}", "--seconds", "0.2", "--engine", "python"],
     ["concurrent", "{a}", "-n", "150"],
     ["throughput", "{a}", "--bytes", "3000000"],
 ])
@@ -33,8 +34,9 @@ def test_each_measurement_runs_and_writes_its_metrics(argv, tmp_path, capsys):
     if argv[0] == "latency":
         generators = int(argv[argv.index("--generators") + 1]) if "--generators" in argv else 1
         assert written["metrics"]["latency_count"] == int(argv[3]) * generators
+    if argv[0] in ("latency", "connrate"):
         engine = "python" if "python" in argv else "native"
-        assert f"({engine} engine)" in capsys.readouterr().out
+        assert f"{engine} engine)" in capsys.readouterr().out
 
 
 def test_failures_exit_1():
@@ -47,6 +49,7 @@ def test_failures_exit_1():
     (["latency", "tcp:127.0.0.1:9", "--rate", "0"], "rate"),
     (["latency", "tcp:127.0.0.1:9", "--generators", "0"], "--generators"),
     (["latency", "tcp:127.0.0.1:9", "--engine", "c"], "invalid choice: 'c'"),
+    (["connrate", "tcp:127.0.0.1:9", "--engine", "c"], "invalid choice: 'c'"),
     (["connrate", "tcp:127.0.0.1:9", "--seconds", "-1"], "duration"),
     (["concurrent", "tcp:127.0.0.1:9", "-n", "2000000"], "RLIMIT_NOFILE"),
     (["concurrent", "tcp:127.0.0.1:9", "-n", "-3"], "at least 1"),

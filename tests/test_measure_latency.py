@@ -1,12 +1,12 @@
 """Ping-pong latency: closed loop, open loop with coordinated-omission correction, failures."""
 
 import os
-import signal
-import threading
+from dataclasses import replace
 
 import pytest
 from measure_servers import (
     ScriptedServer,
+    SignalTicker,
     close_at_once,
     echo,
     echo_corrupted,
@@ -15,10 +15,11 @@ from measure_servers import (
     echo_in_two_pieces,
     echo_stalling_once,
     never_answer,
+    open_fds,
 )
 
 from harness.errors import UsageError
-from harness.measure import latency
+from harness.measure import native_loop
 from harness.measure.histogram import NS_PER_MS, LatencyHistogram
 from harness.measure.latency import (
     Exchange,
@@ -32,12 +33,6 @@ from harness.measure.plan import ImpossibleLoad
 from harness.transport import TcpAddress
 
 REQUEST_TIMEOUT = 5.0
-
-
-@pytest.fixture(params=["native", "python"])
-def engine(request):
-    """Both engines obey the same rules (the test env installs numba)."""
-    return request.param
 
 
 def simulate_open_loop(service_ns: list[int], rate_per_s: float) -> tuple[list[int], list[int]]:
@@ -180,35 +175,6 @@ def test_an_expected_reply_other_than_the_echo(engine):
         run_ping_pong(address, PingPongRequest(size=16), Exchange(message, message[:8]))
 
 
-class SignalTicker:
-    """SIGALRM to the main thread every ``interval`` seconds, as a signal arriving
-    mid-measurement would: blocking reads and writes return EINTR."""
-
-    def __init__(self, interval: float, on_signal) -> None:
-        self.interval, self.on_signal, self.calls = interval, on_signal, 0
-        self.stopped = threading.Event()
-        self.target = threading.main_thread().ident
-
-    def handler(self, signum, frame) -> None:
-        self.calls += 1
-        self.on_signal(self.calls)
-
-    def tick(self) -> None:
-        while not self.stopped.wait(self.interval):
-            signal.pthread_kill(self.target, signal.SIGALRM)
-
-    def __enter__(self):
-        self.previous = signal.signal(signal.SIGALRM, self.handler)
-        self.thread = threading.Thread(target=self.tick, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stopped.set()
-        self.thread.join(5)
-        signal.signal(signal.SIGALRM, self.previous)
-
-
 @pytest.mark.parametrize("rate_per_s", [None, 100.0], ids=["closed", "open"])
 def test_signals_interrupt_round_trips_without_losing_or_splitting_one(engine, rate_per_s):
     # Each reply comes 2 ms late in two pieces, so most signals land in a blocked read
@@ -236,13 +202,17 @@ def test_a_signal_handler_that_raises_stops_the_measurement(engine, rate_per_s):
     def stop_at_third(calls):
         if calls == 3:
             raise Stop
-    before = len(os.listdir("/proc/self/fd"))
-    with ScriptedServer(echo_delaying_each(0.002)) as address, \
-            SignalTicker(0.005, stop_at_third), pytest.raises(Stop):
-        run_ping_pong(address, PingPongRequest(size=8, count=100_000, warmup=0,
-                                               rate_per_s=rate_per_s,
-                                               timeout_s=REQUEST_TIMEOUT, engine=engine))
-    assert len(os.listdir("/proc/self/fd")) == before  # the socket was closed
+    request = PingPongRequest(size=8, count=100_000, warmup=0, rate_per_s=rate_per_s,
+                              timeout_s=REQUEST_TIMEOUT, engine=engine)
+    with ScriptedServer(echo) as address:  # compiled and warm before the signals
+        run_ping_pong(address, replace(request, count=1))
+    before = open_fds()
+    with ScriptedServer(echo_delaying_each(0.002)) as address:
+        with SignalTicker(0.005, stop_at_third), pytest.raises(Stop) as raised:
+            run_ping_pong(address, request)
+    frames = {entry.name for entry in raised.traceback}
+    assert frames & {"_drive", "_closed_loop", "_open_loop"}, frames  # raised mid-measurement
+    assert open_fds() == before  # the socket was closed
 
 
 @pytest.mark.parametrize("rate_per_s", [None, 500.0])
@@ -284,14 +254,14 @@ def test_auto_takes_the_native_engine_when_numba_is_there(monkeypatch):
     assert native_available()  # the test env installs sockspec[native]
     assert PingPongRequest().resolved_engine() == "native"
     assert PingPongRequest(rate_per_s=100.0).resolved_engine() == "native"
-    monkeypatch.setattr(latency, "native_available", lambda: False)
+    monkeypatch.setattr(native_loop, "native_available", lambda: False)
     assert PingPongRequest().resolved_engine() == "python"
     with pytest.raises(UsageError, match=r"needs numba: pip install 'sockspec\[native\]'"):
         PingPongRequest(engine="native").validate()
 
 
 def test_impossible_engine_requests_are_refused():
-    with pytest.raises(UsageError, match="unknown latency engine 'fast'"):
+    with pytest.raises(UsageError, match="unknown measurement engine 'fast'"):
         PingPongRequest(engine="fast").validate()
 
 

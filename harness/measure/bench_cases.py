@@ -23,6 +23,7 @@ from harness.measure.bench_report import Comparison, Goal, compare
 from harness.measure.concurrent import hold_concurrent
 from harness.measure.connrate import ConnRateRequest, run_connection_rate
 from harness.measure.latency import Exchange, PingPongRequest, message_for, run_ping_pong
+from harness.measure.native_loop import resolve_engine
 from harness.measure.sockets import pinned
 from harness.measure.throughput import write_pattern_file
 from harness.process import tcp_port_listened
@@ -196,23 +197,27 @@ def concurrent_case(total: int, processes: int, sources: int) -> Callable[[Bench
     return case
 
 
-def connection_rate(ctx: BenchContext) -> Comparison:
-    address = ctx.address()
+def connection_rate_case(name: str, engine: str, goal: float
+                         ) -> Callable[[BenchContext], Comparison]:
+    def case(ctx: BenchContext) -> Comparison:
+        address = ctx.address()
+        request = ConnRateRequest(duration_s=CONN_RATE_SECONDS, engine=engine)
 
-    def sockspec() -> float:
-        result = run_connection_rate(address, ConnRateRequest(duration_s=CONN_RATE_SECONDS))
-        if result.failures:
-            raise baselines.BenchError(f"sockspec connection rate: {result.describe()}")
-        return result.conn_per_s
+        def sockspec() -> float:
+            result = run_connection_rate(address, request)
+            if result.failures:
+                raise baselines.BenchError(f"sockspec connection rate: {result.describe()}")
+            return result.conn_per_s
 
-    with baselines.running(baselines.echo_epoll_argv(ctx.binaries, address), address,
-                           "echo_epoll", ctx.work):
-        return compare(
-            "connection_rate", "conn/s", "shared/bench/crr (C)", Goal("higher", 0.9),
-            ctx.runs, sockspec,
-            lambda: baselines.crr_conn_per_s(ctx.binaries, address, CONN_RATE_SECONDS),
-            note=f"connect, 1-byte echo, close (FIN) for {CONN_RATE_SECONDS:g} s against "
-                 "echo_epoll; unpinned")
+        with baselines.running(baselines.echo_epoll_argv(ctx.binaries, address), address,
+                               "echo_epoll", ctx.work):
+            return compare(
+                name, "conn/s", "shared/bench/crr (C)", Goal("higher", goal), ctx.runs,
+                sockspec,
+                lambda: baselines.crr_conn_per_s(ctx.binaries, address, CONN_RATE_SECONDS),
+                note=f"connect, 1-byte echo, close (FIN) for {CONN_RATE_SECONDS:g} s against "
+                     f"echo_epoll; unpinned; sockspec's {resolve_engine(engine)} engine")
+    return case
 
 
 def receive_all(address: TcpAddress, request: bytes) -> tuple[int, float]:
@@ -288,6 +293,8 @@ CASES: dict[str, Callable[[BenchContext], Comparison]] = {
     "concurrent_10k": concurrent_case(10_000, 1, 1),
     "concurrent_50k": concurrent_case(50_000, 3, 4),
     "concurrent_100k": concurrent_case(100_000, 6, 8),
-    "connection_rate": connection_rate,
+    "connection_rate": connection_rate_case("connection_rate", "auto", 0.9),
+    "connection_rate_python_engine": connection_rate_case("connection_rate_python_engine",
+                                                          "python", 0.85),
     "sendfile_throughput": sendfile_throughput,
 }

@@ -23,7 +23,8 @@ from harness.measure.concurrent import hold_concurrent
 from harness.measure.connrate import ConnRateRequest, run_connection_rate
 from harness.measure.coordinator import Coordinator, merge_latency, ping_pong_params
 from harness.measure.histogram import merge_encoded
-from harness.measure.latency import ENGINES, PingPongRequest, run_ping_pong
+from harness.measure.latency import PingPongRequest, run_ping_pong
+from harness.measure.native_loop import ENGINES, resolve_engine
 from harness.measure.throughput import ThroughputRequest, run_echo_throughput
 
 
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     connrate.add_argument("address")
     connrate.add_argument("--seconds", type=float, default=5.0)
     connrate.add_argument("--generators", type=int, default=1)
+    connrate.add_argument("--engine", choices=ENGINES, default="auto",
+                          help="the loop compiled with numba (native), in CPython (python), "
+                               "or native when installed (auto, the default)")
     concurrent = commands.add_parser("concurrent", help="hold N verified connections at once")
     concurrent.add_argument("addresses", nargs="+")
     concurrent.add_argument("-n", "--connections", type=int, required=True)
@@ -102,13 +106,13 @@ def command_latency(args: argparse.Namespace) -> tuple[str, dict, bool]:
 
 
 def command_connrate(args: argparse.Namespace) -> tuple[str, dict, bool]:
-    request = ConnRateRequest(duration_s=args.seconds)
+    request = ConnRateRequest(duration_s=args.seconds, engine=args.engine)
     request.validate()
     if _generators(args.generators) == 1:
         result = run_connection_rate(args.address, request)
         metrics = {"conn_per_s": result.conn_per_s, **result.histogram.summary().metrics()}
         return result.describe(), metrics, not result.failures
-    params = {"address": args.address, "duration_s": args.seconds}
+    params = {"address": args.address, "duration_s": args.seconds, "engine": args.engine}
     with Coordinator(["popen"] * args.generators) as coordinator:
         outcome = coordinator.run("conn_rate", [dict(params) for _ in range(args.generators)],
                                   timeout_s=args.seconds + 120)
@@ -119,7 +123,8 @@ def command_connrate(args: argparse.Namespace) -> tuple[str, dict, bool]:
             failures[name] = failures.get(name, 0) + n
     rate = succeeded / max(r["elapsed_s"] for r in outcome.results)
     histogram = merge_encoded(r["histogram"] for r in outcome.results)
-    text = f"{succeeded} connections over {args.generators} generators ({rate:.0f}/s)"
+    text = f"{succeeded} connections over {args.generators} generators ({rate:.0f}/s, " \
+           f"{resolve_engine(request.engine)} engine)"
     text += f"; failures {failures}" if failures else ""
     return text, {"conn_per_s": rate, **histogram.summary().metrics()}, not failures
 

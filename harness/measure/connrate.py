@@ -7,6 +7,10 @@ mismatch) instead of ending the run. A server that refuses everything would
 turn the loop into a storm of instant failures, so the loop stops after
 ``max_failures`` of them and says so.
 
+Two engines, as for latency: "native" (harness.measure.native_connrate, compiled
+with numba: a C client's cost per connection) and "python"; "auto" takes
+native when numba is installed.
+
 With close_with_reset the client closes by RST (SO_LINGER 0) and leaves no
 TIME_WAIT socket; by default it closes with FIN, as ordinary clients do.
 Loopback with net.ipv4.tcp_tw_reuse=2 reuses TIME_WAIT ports for new
@@ -22,6 +26,7 @@ from dataclasses import dataclass, field
 
 from harness.measure.histogram import LatencyHistogram
 from harness.measure.latency import message_for
+from harness.measure.native_loop import resolve_engine
 from harness.measure.plan import ImpossibleLoad, check_cpus, check_positive
 from harness.measure.sockets import (
     RST_LINGER,
@@ -47,6 +52,7 @@ class ConnRateRequest:
     close_with_reset: bool = False
     max_failures: int = DEFAULT_MAX_FAILURES
     cpus: tuple[int, ...] | None = None
+    engine: str = "auto"                # "native" (numba), "python", or native if installed
 
     def validate(self) -> None:
         check_positive("duration (seconds)", self.duration_s)
@@ -60,6 +66,15 @@ class ConnRateRequest:
         if self.max_failures < 1:
             raise ImpossibleLoad(f"max_failures must be at least 1, not {self.max_failures}")
         check_cpus(self.cpus, os.sched_getaffinity(0))
+        resolve_engine(self.engine)
+
+    def prepare(self) -> None:
+        """Validate, and compile the native engine if it will run (before any clock)."""
+        self.validate()
+        if resolve_engine(self.engine) == "native":
+            from harness.measure.native_connrate import compile_native_connrate
+
+            compile_native_connrate()
 
 
 @dataclass
@@ -71,6 +86,7 @@ class ConnRateResult:
     failures: dict[str, int] = field(default_factory=dict)
     first_failure: str | None = None
     stopped_early: bool = False          # hit max_failures
+    engine: str = "python"
 
     @property
     def failed(self) -> int:
@@ -82,7 +98,7 @@ class ConnRateResult:
 
     def describe(self) -> str:
         text = (f"{self.succeeded} of {self.attempted} connections succeeded in "
-                f"{self.elapsed_s:.2f} s ({self.conn_per_s:.0f}/s)")
+                f"{self.elapsed_s:.2f} s ({self.conn_per_s:.0f}/s, {self.engine} engine)")
         if self.failures:
             text += f"; failures {self.failures}; first: {self.first_failure}"
         if self.stopped_early:
@@ -99,11 +115,43 @@ def run_connection_rate(address: str | Address, request: ConnRateRequest) -> Con
 
 def _run(target: Address, request: ConnRateRequest) -> ConnRateResult:
     payload = message_for(request.payload_size)
+    nodelay = isinstance(target, TcpAddress) and len(payload) > NAGLE_FREE_BYTES
+    if resolve_engine(request.engine) == "native":
+        return _run_native(target, request, payload, nodelay)
+    return _run_python(target, request, payload, nodelay)
+
+
+def _run_native(target: Address, request: ConnRateRequest, payload: bytes, nodelay: bool
+                ) -> ConnRateResult:
+    from harness.measure.native_connrate import run_native_connection_rate
+
+    request.prepare()  # compiled before the clock starts
+    started = time.perf_counter_ns()
+    run = run_native_connection_rate(
+        target, payload, request.timeout_s, nodelay, request.close_with_reset,
+        started + int(request.duration_s * 1e9), request.max_connections,
+        request.max_failures)
+    elapsed = (time.perf_counter_ns() - started) / 1e9
+    failures: dict[str, int] = {}
+    for _, failure in run.failures:
+        failures[failure.name] = failures.get(failure.name, 0) + 1
+    first_failure = None
+    if run.failures:
+        number, failure = run.failures[0]
+        first_failure = f"connection {number}: {failure.name} ({failure.detail})"
+    histogram = LatencyHistogram()
+    histogram.record_many(run.samples_ns)
+    return ConnRateResult(histogram, run.attempted, len(run.samples_ns), elapsed, failures,
+                          first_failure, stopped_early=len(run.failures) >= request.max_failures,
+                          engine="native")
+
+
+def _run_python(target: Address, request: ConnRateRequest, payload: bytes, nodelay: bool
+                ) -> ConnRateResult:
     size = len(payload)
     buffer = bytearray(size)
     view = memoryview(buffer)
     family, sockaddr = target.family, target.sockaddr
-    nodelay = isinstance(target, TcpAddress) and size > NAGLE_FREE_BYTES
     # socket.SocketType is the C socket type under socket.socket: the same calls without
     # the Python-level __init__ and close(), ~1 % of a loopback connection's cost.
     new_socket, stream = socket.SocketType, socket.SOCK_STREAM
@@ -145,6 +193,9 @@ def _run(target: Address, request: ConnRateRequest) -> ConnRateResult:
             if first_failure is None:
                 first_failure = f"connection {attempted}: {name} ({_text(exc)})"
             sock.close()
+        except BaseException:  # a signal handler raised: close now, not when collected
+            sock.close()
+            raise
         now = clock()
         if sum(failures.values()) >= request.max_failures:
             break
@@ -152,7 +203,8 @@ def _run(target: Address, request: ConnRateRequest) -> ConnRateResult:
     histogram = LatencyHistogram()
     histogram.record_many(samples)
     return ConnRateResult(histogram, attempted, len(samples), elapsed, failures, first_failure,
-                          stopped_early=sum(failures.values()) >= request.max_failures)
+                          stopped_early=sum(failures.values()) >= request.max_failures,
+                          engine="python")
 
 
 class _Ended(Exception):

@@ -201,7 +201,7 @@ def _job_ping_pong(channel, params: dict) -> None:
     address = params.pop("address")
     cpus = params.pop("cpus", None)
     request = PingPongRequest(**params, cpus=tuple(cpus) if cpus else None)
-    request.validate()
+    request.prepare()  # a compile here, not after "go"
     _ready_then_go(channel)
     result = run_ping_pong(address, request)
     channel.send({"result": {
@@ -217,7 +217,7 @@ def _job_conn_rate(channel, params: dict) -> None:
     address = params.pop("address")
     cpus = params.pop("cpus", None)
     request = ConnRateRequest(**params, cpus=tuple(cpus) if cpus else None)
-    request.validate()
+    request.prepare()  # a compile here, not after "go"
     _ready_then_go(channel)
     result = run_connection_rate(address, request)
     channel.send({"result": {

@@ -33,7 +33,7 @@ from harness.measure.native_loop import (
     SPIN_BELOW_NS,
     NativeRun,
     compile_native_loops,
-    native_available,
+    resolve_engine,
     run_closed_loop,
     run_open_loop,
 )
@@ -48,7 +48,6 @@ from harness.measure.sockets import (
 from harness.transport import Address
 
 _NEVER = 1 << 62
-ENGINES = ("auto", "native", "python")
 
 
 @dataclass(frozen=True)
@@ -72,17 +71,13 @@ class PingPongRequest:
 
     def resolved_engine(self) -> str:
         """The engine that will run: "native" or "python"; refuses one that cannot."""
-        if self.engine not in ENGINES:
-            raise UsageError(f"unknown latency engine {self.engine!r}; choose from "
-                             f"{', '.join(ENGINES)}")
-        if self.engine == "native":
-            if not native_available():
-                raise UsageError("the native latency engine needs numba: "
-                                 "pip install 'sockspec[native]'")
-            return "native"
-        if self.engine == "auto" and native_available():
-            return "native"
-        return "python"
+        return resolve_engine(self.engine)
+
+    def prepare(self) -> None:
+        """Validate, and compile the native engine if it will run (before any clock)."""
+        self.validate()
+        if self.resolved_engine() == "native":
+            compile_native_loops()
 
 
 @dataclass(frozen=True)
@@ -161,10 +156,10 @@ def run_ping_pong(address: str | Address, request: PingPongRequest,
 
 
 def _run(target: Address, request: PingPongRequest, exchange: Exchange) -> PingPongResult:
+    request.prepare()  # compiled before the clock and the connection start
     engine = request.resolved_engine()
     closed_loop, open_loop = _closed_loop, _open_loop
     if engine == "native":
-        compile_native_loops()  # before the clock and the connection start
         closed_loop, open_loop = _native_closed_loop, _native_open_loop
     total = request.warmup + request.count
     rtt = array.array("q", bytes(8 * total))

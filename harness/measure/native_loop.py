@@ -23,6 +23,8 @@ import functools
 import importlib.util
 from dataclasses import dataclass
 
+from harness.errors import UsageError
+
 CLOCK_MONOTONIC = 1   # time.perf_counter_ns's clock on Linux, so budgets compare
 TIMER_ABSTIME = 1
 SPIN_BELOW_NS = 200_000   # sleep until 200 µs before a send is due, then spin
@@ -34,8 +36,22 @@ STATE_SLOTS = 7
 DONE, BUDGET, FAILED, EOF, INTERRUPTED = range(1, 6)
 
 
+ENGINES = ("auto", "native", "python")
+
+
 def native_available() -> bool:
     return importlib.util.find_spec("numba") is not None
+
+
+def resolve_engine(engine: str) -> str:
+    """The engine that will run, "native" or "python"; refuses one that cannot."""
+    if engine not in ENGINES:
+        raise UsageError(f"unknown measurement engine {engine!r}; choose from "
+                         f"{', '.join(ENGINES)}")
+    if engine == "native" and not native_available():
+        raise UsageError("the native engine needs numba: pip install 'sockspec[native]'")
+    return "native" if engine == "native" or native_available() and engine == "auto" \
+        else "python"
 
 
 @dataclass(frozen=True)
@@ -98,15 +114,9 @@ def compile_native_loops() -> NativeLoops:
     """Compile once per process (~1 s); numba cannot cache code that calls ctypes."""
     from numba import carray, njit
 
-    libc = ctypes.CDLL(None)
-    c_write = _function(libc.write, ctypes.c_ssize_t,
-                        (ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t))
-    c_read = _function(libc.read, ctypes.c_ssize_t,
-                       (ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t))
-    c_clock_gettime = _function(libc.clock_gettime, ctypes.c_int, (ctypes.c_int, ctypes.c_void_p))
-    c_clock_nanosleep = _function(libc.clock_nanosleep, ctypes.c_int,
-                                  (ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p))
-    c_errno_location = _function(libc.__errno_location, ctypes.POINTER(ctypes.c_int), ())
+    libc = libc_calls()
+    c_write, c_read, c_errno_location = libc.write, libc.read, libc.errno_location
+    c_clock_gettime, c_clock_nanosleep = libc.clock_gettime, libc.clock_nanosleep
     eintr = errno.EINTR
     end_of_file = -1   # in place of an errno: the peer closed
 
@@ -237,6 +247,39 @@ def compile_native_loops() -> NativeLoops:
     return NativeLoops(closed, open_)
 
 
-def _function(function, restype, argtypes):
+@dataclass(frozen=True)
+class LibcCalls:
+    """The libc functions the compiled loops call, typed for ctypes (and so for numba)."""
+
+    write: object
+    read: object
+    clock_gettime: object
+    clock_nanosleep: object
+    errno_location: object
+    socket: object
+    setsockopt: object
+    connect: object
+    close: object
+
+
+@functools.cache
+def libc_calls() -> LibcCalls:
+    libc = ctypes.CDLL(None)
+    c_int, c_void_p, c_size_t, c_ssize_t = (ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t,
+                                            ctypes.c_ssize_t)
+    return LibcCalls(
+        write=_typed(libc.write, c_ssize_t, (c_int, c_void_p, c_size_t)),
+        read=_typed(libc.read, c_ssize_t, (c_int, c_void_p, c_size_t)),
+        clock_gettime=_typed(libc.clock_gettime, c_int, (c_int, c_void_p)),
+        clock_nanosleep=_typed(libc.clock_nanosleep, c_int, (c_int, c_int, c_void_p, c_void_p)),
+        errno_location=_typed(libc.__errno_location, ctypes.POINTER(c_int), ()),
+        socket=_typed(libc.socket, c_int, (c_int, c_int, c_int)),
+        setsockopt=_typed(libc.setsockopt, c_int, (c_int, c_int, c_int, c_void_p, c_int)),
+        connect=_typed(libc.connect, c_int, (c_int, c_void_p, c_int)),
+        close=_typed(libc.close, c_int, (c_int,)),
+    )
+
+
+def _typed(function, restype, argtypes):
     function.restype, function.argtypes = restype, argtypes
     return function
