@@ -23,7 +23,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from harness.measure.native_loop import CLOCK_MONOTONIC, libc_calls
+from harness.measure.native_loop import END_OF_FILE_ERROR, libc_calls, native_io
 from harness.measure.sockets import errno_failure
 from harness.transport import Address, TcpAddress
 
@@ -32,8 +32,10 @@ FILLED, ATTEMPTED, STATUS, ERRNO, STAGE, GOT, FD, PHASE, SENT, BEGAN_NS = range(
 STATE_SLOTS = 10
 # STATUS values
 DONE, FULL, FAILED, INTERRUPTED = range(1, 5)
-# PHASE of the connection in hand (IDLE: none open); STAGE of a failure: a phase or after
-IDLE, CONNECT, SEND, RECV, END_OF_FILE, MISMATCH = range(6)
+# PHASE of the connection in hand (IDLE: none open)
+IDLE, CONNECTING, EXCHANGING = range(3)
+# STAGE of a failure
+SOCKET, CONNECT, SEND, RECV, END_OF_FILE, MISMATCH = range(6)
 STAGES = ("socket()", "connect()", "send()", "recv() of the echo", "recv() of the echo",
           "the echo")
 SAMPLES_PER_CALL = 65_536
@@ -119,28 +121,19 @@ def _failure(stage: int, error: int, got: int, size: int) -> ConnectionFailure:
 def compile_native_connrate():
     """Compile once per process, on a loop that does nothing, so no compile time is timed."""
     import numpy as np
-    from numba import carray, njit
+    from numba import njit
 
+    io = native_io()
+    now_ns, last_errno, exchange, differs = io.now_ns, io.last_errno, io.exchange, io.differs
     libc = libc_calls()
     c_socket, c_setsockopt, c_connect, c_close = libc.socket, libc.setsockopt, libc.connect, \
         libc.close
-    c_write, c_read, c_errno_location = libc.write, libc.read, libc.errno_location
-    c_clock_gettime = libc.clock_gettime
     stream = socket.SOCK_STREAM | socket.SOCK_CLOEXEC
     sol_socket, rcvtimeo, sndtimeo, linger = (socket.SOL_SOCKET, socket.SO_RCVTIMEO,
                                               socket.SO_SNDTIMEO, socket.SO_LINGER)
     ipproto_tcp, tcp_nodelay = socket.IPPROTO_TCP, socket.TCP_NODELAY
     eintr, eisconn = errno.EINTR, errno.EISCONN
-    end_of_file, mismatch = -1, -2   # in place of an errno
-
-    @njit(nogil=True)
-    def now_ns(scratch):
-        c_clock_gettime(CLOCK_MONOTONIC, scratch.ctypes)
-        return scratch[0] * 1_000_000_000 + scratch[1]
-
-    @njit(nogil=True)
-    def last_errno():
-        return carray(c_errno_location(), 1)[0]
+    end_of_file, mismatch = END_OF_FILE_ERROR, -2   # in place of an errno
 
     @njit(nogil=True)
     def save(state, filled, attempted, fd, phase, sent, got, began, status, stage, error):
@@ -168,49 +161,35 @@ def compile_native_connrate():
                 attempted += 1
                 fd = c_socket(family, stream, 0)
                 if fd < 0:
-                    save(state, filled, attempted, -1, IDLE, 0, 0, 0, FAILED, IDLE, last_errno())
+                    save(state, filled, attempted, -1, IDLE, 0, 0, 0, FAILED, SOCKET,
+                         last_errno())
                     return
                 c_setsockopt(fd, sol_socket, rcvtimeo, timeval.ctypes, 16)
                 c_setsockopt(fd, sol_socket, sndtimeo, timeval.ctypes, 16)
-                phase, sent, got = CONNECT, 0, 0
+                phase, sent, got = CONNECTING, 0, 0
             error = 0
-            if phase == CONNECT:
+            if phase == CONNECTING:
                 if c_connect(fd, sockaddr.ctypes, sockaddr.size) < 0:
                     error = last_errno()
                     if error == eisconn:  # a resumed connect() that completed meanwhile
                         error = 0
                 if error == 0:
-                    phase = SEND
+                    phase = EXCHANGING
                     if nodelay:
                         c_setsockopt(fd, ipproto_tcp, tcp_nodelay, one.ctypes, 4)
-            if phase == SEND:
-                while sent < size:
-                    count = c_write(fd, payload[sent:].ctypes, size - sent)
-                    if count < 0:
-                        error = last_errno()
-                        break
-                    sent += count
-                if error == 0:
-                    phase = RECV
-            if phase == RECV:
-                while got < size:
-                    count = c_read(fd, received[got:].ctypes, size - got)
-                    if count <= 0:
-                        error = last_errno() if count < 0 else end_of_file
-                        break
-                    got += count
+            if phase == EXCHANGING:
+                sent, got, error = exchange(fd, payload, received, sent, got)
             if error == eintr:
-                save(state, filled, attempted, fd, phase, sent, got, began, INTERRUPTED, phase,
+                save(state, filled, attempted, fd, phase, sent, got, began, INTERRUPTED, 0,
                      error)
                 return
-            if error == 0:
-                for at in range(size):
-                    if received[at] != payload[at]:
-                        error, phase = mismatch, MISMATCH
-                        break
+            stage = CONNECT if phase == CONNECTING else SEND if sent < size else RECV
+            if error == end_of_file:
+                stage = END_OF_FILE
+            elif error == 0 and differs(received, payload):
+                stage, error = MISMATCH, mismatch
             if error:
                 c_close(fd)
-                stage = END_OF_FILE if error == end_of_file else phase
                 save(state, filled, attempted, -1, IDLE, 0, got, 0, FAILED, stage,
                      max(error, 0))
                 return

@@ -109,21 +109,87 @@ class NativeLoops:
     open: object
 
 
+END_OF_FILE_ERROR = -1   # in place of an errno: the peer closed
+
+
+@dataclass(frozen=True)
+class NativeIO:
+    """Compiled helpers both native modules build their loops from."""
+
+    now_ns: object        # (scratch) -> CLOCK_MONOTONIC ns; scratch[0:2] is a timespec
+    last_errno: object    # () -> errno
+    exchange: object      # (fd, message, received, sent, got) -> (sent, got, error)
+    differs: object       # (received, expected) -> bool
+
+
 @functools.cache
-def compile_native_loops() -> NativeLoops:
-    """Compile once per process (~1 s); numba cannot cache code that calls ctypes."""
+def native_io() -> NativeIO:
     from numba import carray, njit
 
     libc = libc_calls()
     c_write, c_read, c_errno_location = libc.write, libc.read, libc.errno_location
-    c_clock_gettime, c_clock_nanosleep = libc.clock_gettime, libc.clock_nanosleep
-    eintr = errno.EINTR
-    end_of_file = -1   # in place of an errno: the peer closed
+    c_clock_gettime = libc.clock_gettime
+    end_of_file = END_OF_FILE_ERROR
 
     @njit(nogil=True)
     def now_ns(scratch):
         c_clock_gettime(CLOCK_MONOTONIC, scratch.ctypes)
         return scratch[0] * 1_000_000_000 + scratch[1]
+
+    @njit(nogil=True)
+    def last_errno():
+        return carray(c_errno_location(), 1)[0]
+
+    @njit(nogil=True)
+    def write_rest(fd, message, sent):
+        """(bytes sent, 0) once all is written, or (bytes sent, errno)."""
+        while sent < message.size:
+            count = c_write(fd, message[sent:].ctypes, message.size - sent)
+            if count < 0:
+                return sent, last_errno()
+            sent += count
+        return sent, 0
+
+    @njit(nogil=True)
+    def read_rest(fd, received, got):
+        """(bytes read, 0) once the reply is in, or (bytes read, errno or end_of_file)."""
+        while got < received.size:
+            count = c_read(fd, received[got:].ctypes, received.size - got)
+            if count == 0:
+                return got, end_of_file
+            if count < 0:
+                return got, last_errno()
+            got += count
+        return got, 0
+
+    @njit(nogil=True)
+    def exchange(fd, message, received, sent, got):
+        """Finish the exchange in flight: (sent, got, 0), or where it stopped and why
+        (an errno, or end_of_file); called again after EINTR, it carries on."""
+        sent, error = write_rest(fd, message, sent)
+        if error == 0:
+            got, error = read_rest(fd, received, got)
+        return sent, got, error
+
+    @njit(nogil=True)
+    def differs(received, expected):
+        for at in range(received.size):
+            if received[at] != expected[at]:
+                return True
+        return False
+
+    return NativeIO(now_ns, last_errno, exchange, differs)
+
+
+@functools.cache
+def compile_native_loops() -> NativeLoops:
+    """Compile once per process (~1 s); numba cannot cache code that calls ctypes."""
+    from numba import njit
+
+    io = native_io()
+    now_ns, exchange, differs = io.now_ns, io.exchange, io.differs
+    c_clock_nanosleep = libc_calls().clock_nanosleep
+    eintr, end_of_file = errno.EINTR, END_OF_FILE_ERROR
 
     @njit(nogil=True)
     def sleep_until(wake_ns, scratch):
@@ -145,36 +211,6 @@ def compile_native_loops() -> NativeLoops:
                     return error
 
     @njit(nogil=True)
-    def write_rest(fd, message, sent):
-        """(bytes sent, 0) once all is written, or (bytes sent, errno)."""
-        while sent < message.size:
-            count = c_write(fd, message[sent:].ctypes, message.size - sent)
-            if count < 0:
-                return sent, carray(c_errno_location(), 1)[0]
-            sent += count
-        return sent, 0
-
-    @njit(nogil=True)
-    def read_rest(fd, received, got):
-        """(bytes read, 0) once the reply is in, or (bytes read, errno or end_of_file)."""
-        while got < received.size:
-            count = c_read(fd, received[got:].ctypes, received.size - got)
-            if count == 0:
-                return got, end_of_file
-            if count < 0:
-                return got, carray(c_errno_location(), 1)[0]
-            got += count
-        return got, 0
-
-    @njit(nogil=True)
-    def exchange(fd, message, received, sent, got):
-        """Finish the round trip in flight: (sent, got, 0) or where it stopped and why."""
-        sent, error = write_rest(fd, message, sent)
-        if error == 0:
-            got, error = read_rest(fd, received, got)
-        return sent, got, error
-
-    @njit(nogil=True)
     def stop(state, index, sent, got, started, status, error):
         state[INDEX], state[SENT], state[GOT], state[STARTED_NS] = index, sent, got, started
         state[STATUS], state[ERRNO] = status, error
@@ -186,10 +222,8 @@ def compile_native_loops() -> NativeLoops:
 
     @njit(nogil=True)
     def check(received, reply, state):
-        for at in range(received.size):
-            if received[at] != reply[at]:
-                state[MISMATCHED] += 1
-                return
+        if differs(received, reply):
+            state[MISMATCHED] += 1
 
     @njit(nogil=True)
     def closed(fd, message, reply, received, rtt, state, scratch, stop_ns):
