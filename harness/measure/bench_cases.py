@@ -65,11 +65,6 @@ def sockspec_p50_us(address: TcpAddress, engine: str = "auto",
     return result.histogram.value_at_ns(50) / 1000
 
 
-def engine_in_use() -> str:
-    """sockspec's latency engine here; the latency comparisons name it in their notes."""
-    return PingPongRequest().resolved_engine()
-
-
 def sockspec_latency_against(ctx: BenchContext, name: str, tool: str, goal: Goal,
                              baseline: Callable[[TcpAddress], float], note: str,
                              engine: str = "auto") -> Comparison:
@@ -90,7 +85,7 @@ def latency_vs_pingpong(ctx: BenchContext) -> Comparison:
                                                   ROUND_TRIPS, WARMUP, PIN_CPU),
         note=f"{MESSAGE_BYTES}-byte TCP ping-pong against echo_epoll (C); client and "
              f"server on CPU {PIN_CPU}; {ROUND_TRIPS} round trips after {WARMUP} warm-up; "
-             f"sockspec's {engine_in_use()} engine")
+             f"sockspec's {resolve_engine('auto')} engine")
 
 
 def latency_vs_sockperf(ctx: BenchContext) -> Comparison:
@@ -104,7 +99,7 @@ def latency_vs_sockperf(ctx: BenchContext) -> Comparison:
             lambda: baselines.sockperf_p50_us(address, MESSAGE_BYTES, 3, PIN_CPU),
             note=f"both against one sockperf sr (sockspec speaking sockperf's framing), "
                  f"everything on CPU {PIN_CPU}; {MESSAGE_BYTES}-byte messages, --full-rtt; "
-                 f"sockspec's {engine_in_use()} engine")
+                 f"sockspec's {resolve_engine('auto')} engine")
 
 
 def latency_python_engine_vs_pingpong(ctx: BenchContext) -> Comparison:

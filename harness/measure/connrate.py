@@ -107,7 +107,7 @@ class ConnRateResult:
 
 
 def run_connection_rate(address: str | Address, request: ConnRateRequest) -> ConnRateResult:
-    request.validate()
+    request.prepare()  # validated, and compiled before the clock starts
     target = resolve_destination(address)
     with pinned(request.cpus):
         return _run(target, request)
@@ -125,7 +125,6 @@ def _run_native(target: Address, request: ConnRateRequest, payload: bytes, nodel
                 ) -> ConnRateResult:
     from harness.measure.native_connrate import run_native_connection_rate
 
-    request.prepare()  # compiled before the clock starts
     started = time.perf_counter_ns()
     run = run_native_connection_rate(
         target, payload, request.timeout_s, nodelay, request.close_with_reset,

@@ -146,7 +146,7 @@ def run_ping_pong(address: str | Address, request: PingPongRequest,
                   exchange: Exchange | None = None) -> PingPongResult:
     """Connect, warm up, then measure ``request.count`` round trips; never raises for
     the peer's failures (they are counted by errno name in the result)."""
-    request.validate()
+    request.prepare()  # validated, and compiled before the clock and the connection start
     exchange = exchange or Exchange.echo(request.size)
     if not len(exchange.message) == len(exchange.reply) == request.size:
         raise UsageError(f"message and reply must both be {request.size} bytes")
@@ -156,7 +156,6 @@ def run_ping_pong(address: str | Address, request: PingPongRequest,
 
 
 def _run(target: Address, request: PingPongRequest, exchange: Exchange) -> PingPongResult:
-    request.prepare()  # compiled before the clock and the connection start
     engine = request.resolved_engine()
     closed_loop, open_loop = _closed_loop, _open_loop
     if engine == "native":
