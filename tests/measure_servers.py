@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -209,3 +210,34 @@ def open_fds() -> int:
     """This process's open file descriptors, after collecting unreachable sockets."""
     gc.collect()
     return len(os.listdir("/proc/self/fd"))
+
+
+class HandlerStop(Exception):
+    """What raise_from_a_signal_handler's handler raises."""
+
+
+def raise_from_a_signal_handler(warm_up: Callable[[Address], object],
+                                measure: Callable[[Address], object]) -> tuple[set[str], int]:
+    """Run ``measure`` against a server that delays each echo 2 ms while a SIGALRM
+    handler raises at its third call (``warm_up`` first, against a prompt echo server,
+    so that no compile or first import is what gets interrupted).
+
+    Returns the names of the functions the exception passed through and the change
+    in this process's open file descriptors.
+    """
+    def stop_at_third(calls):
+        if calls == 3:
+            raise HandlerStop
+
+    with ScriptedServer(echo) as address:
+        warm_up(address)
+    before = open_fds()
+    with ScriptedServer(echo_delaying_each(0.002)) as address, \
+            SignalTicker(0.005, stop_at_third):
+        try:
+            measure(address)
+        except HandlerStop as stopped:
+            frames = {frame.f_code.co_name for frame, _ in traceback.walk_tb(stopped.__traceback__)}
+        else:
+            raise AssertionError("the measurement ended before the handler raised")
+    return frames, open_fds() - before

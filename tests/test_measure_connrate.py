@@ -14,7 +14,7 @@ from measure_servers import (
     echo_corrupted,
     echo_delaying_each,
     never_answer,
-    open_fds,
+    raise_from_a_signal_handler,
 )
 
 from harness.errors import UsageError
@@ -118,22 +118,12 @@ def test_signals_neither_fail_nor_lose_connections(engine):
 
 
 def test_a_signal_handler_that_raises_stops_the_loop_and_leaks_nothing(engine):
-    class Stop(Exception):
-        pass
-
-    def stop_at_third(calls):
-        if calls == 3:
-            raise Stop
     request = ConnRateRequest(duration_s=30, engine=engine)
-    with ScriptedServer(echo) as address:  # compiled and warm before the signals
-        run_connection_rate(address, replace(request, max_connections=1))
-    before = open_fds()
-    with ScriptedServer(echo_delaying_each(0.002)) as address:
-        with SignalTicker(0.005, stop_at_third), pytest.raises(Stop) as raised:
-            run_connection_rate(address, request)
-    frames = {entry.name for entry in raised.traceback}
+    frames, fds_left = raise_from_a_signal_handler(
+        lambda address: run_connection_rate(address, replace(request, max_connections=1)),
+        lambda address: run_connection_rate(address, request))
     assert frames & {"run_native_connection_rate", "_run_python"}, frames
-    assert open_fds() == before  # the connection in hand was closed
+    assert fds_left == 0  # the connection in hand was closed
 
 
 def test_an_unknown_engine_is_refused():

@@ -15,7 +15,7 @@ from measure_servers import (
     echo_in_two_pieces,
     echo_stalling_once,
     never_answer,
-    open_fds,
+    raise_from_a_signal_handler,
 )
 
 from harness.errors import UsageError
@@ -196,23 +196,13 @@ def test_signals_interrupt_round_trips_without_losing_or_splitting_one(engine, r
 
 @pytest.mark.parametrize("rate_per_s", [None, 1000.0], ids=["closed", "open"])
 def test_a_signal_handler_that_raises_stops_the_measurement(engine, rate_per_s):
-    class Stop(Exception):
-        pass
-
-    def stop_at_third(calls):
-        if calls == 3:
-            raise Stop
     request = PingPongRequest(size=8, count=100_000, warmup=0, rate_per_s=rate_per_s,
                               timeout_s=REQUEST_TIMEOUT, engine=engine)
-    with ScriptedServer(echo) as address:  # compiled and warm before the signals
-        run_ping_pong(address, replace(request, count=1))
-    before = open_fds()
-    with ScriptedServer(echo_delaying_each(0.002)) as address:
-        with SignalTicker(0.005, stop_at_third), pytest.raises(Stop) as raised:
-            run_ping_pong(address, request)
-    frames = {entry.name for entry in raised.traceback}
+    frames, fds_left = raise_from_a_signal_handler(
+        lambda address: run_ping_pong(address, replace(request, count=1)),
+        lambda address: run_ping_pong(address, request))
     assert frames & {"_drive", "_closed_loop", "_open_loop"}, frames  # raised mid-measurement
-    assert open_fds() == before  # the socket was closed
+    assert fds_left == 0  # the socket was closed
 
 
 @pytest.mark.parametrize("rate_per_s", [None, 500.0])
