@@ -46,3 +46,12 @@ class ServerStartError(SockspecError):
 
 class ClientStartError(SockspecError):
     """A client under test could not be started at all (missing program, bad directory)."""
+
+
+class HarnessError(SockspecError):
+    """The harness itself could not do its part (disk full, fd limit, it was stopped).
+
+    Never the fault of the program under test: an item that raises it is recorded
+    as ``error`` with this message, not ``failed``, and no fix hint blames the
+    program.
+    """
