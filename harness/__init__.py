@@ -1,0 +1,94 @@
+"""sockspec: a network conformance harness on pytest.
+
+``import sockspec`` is the public API for scenario authors (README, "Writing your
+own scenarios"): the scenario decorators and ``Family``, the verdict helpers,
+the transport primitives, the drivers, the measurement engines and the
+reference client's helpers. Every name in ``__all__`` is stable under the same
+promise as the targets TOML and the results JSON: names are only added, never
+renamed or removed, and their documented arguments keep their meaning.
+
+Everything else (``sockspec.plugin``, ``sockspec.targets``, ``sockspec.under_test``,
+``sockspec.process``, ``sockspec.packets``, ``sockspec.reports``, the CLI, ...) is
+internal and may change in any release.
+
+Names load on first use (module ``__getattr__``), so that importing sockspec,
+which pytest does for the plugin's entry point in every session, stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> the module that defines it
+_EXPORTS: dict[str, str] = {}
+
+
+def _export(module: str, *names: str) -> None:
+    for name in names:
+        _EXPORTS[name] = module
+
+
+# Declaring scenarios and families
+_export("sockspec.scenario", "Family", "ScenarioSpec", "scenario", "client_scenario",
+        "DEFAULT_TIME_LIMIT", "Metrics")
+# Verdicts
+_export("sockspec.verdict", "ScenarioFailed", "expect", "fail", "expect_same_bytes",
+        "first_difference", "excerpt")
+_export("sockspec.verdict.client", "ExpectedOutput", "expect_success", "expect_failure_reported",
+        "expect_finished_by", "expect_message_on_failure")
+# Errors a scenario raises or catches
+_export("sockspec.errors", "SockspecError", "PeerError", "ServerStartError")
+# Transport primitives
+_export("sockspec.transport", "Address", "TcpAddress", "UnixAddress", "StreamEnd",
+        "UNIX_PATH_MAX", "abort", "connect", "describe_os_error", "half_close",
+        "read_until_end", "recv_exactly", "send_all")
+# Drivers
+_export("sockspec.drivers.http", "counting_bytes", "read_response_start", "send_get",
+        "stream_body")
+_export("sockspec.drivers.load", "Probe", "close_without_sending", "connect_burst",
+        "echo_then_close", "echo_then_reset", "fill_until_blocked", "get_then_close",
+        "probe_service", "reset_mid_request", "run_in_sequence", "settle_count",
+        "tcp_states_on_port")
+_export("sockspec.drivers.streams", "LatencySummary", "PacedSink", "echo_many_at_once",
+        "limit_receive_buffer", "parse_small_response", "printable_payload", "read_in_bursts",
+        "send_in_pieces", "send_with_fin", "start_stalled_download")
+_export("sockspec.drivers.wire", "wire_session")
+# The reference client's helpers
+_export("sockspec.reference.client", "echo_roundtrip", "fetch", "build_get_request",
+        "ping_pong")
+_export("sockspec.reference.client_streams", "BackgroundSender")
+_export("sockspec.reference.stream_digest", "bytes_digest")
+# Playing the server for client scenarios
+_export("sockspec.adversary", "Dribble", "Ending", "FileBody", "Listening")
+_export("sockspec.adversary.payloads", "every_byte_value", "printable_bytes")
+# Measurement engines and their sizes
+_export("sockspec.measure.settings", "MeasureSizes")
+_export("sockspec.measure.concurrent", "hold_concurrent")
+_export("sockspec.measure.connrate", "ConnRateRequest", "run_connection_rate")
+_export("sockspec.measure.histogram", "NS_PER_MS")
+_export("sockspec.measure.latency", "PingPongRequest", "run_ping_pong")
+_export("sockspec.measure.throughput", "ThroughputRequest", "run_download_throughput",
+        "run_echo_throughput", "write_pattern_file")
+_export("sockspec.process", "describe_exit")
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+    if name == "__version__":
+        from importlib.metadata import version
+
+        value = version("sockspec")
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sockspec' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,7 +1,7 @@
-"""`python -m harness` is the `sockspec` command, for a checkout without installing."""
+"""`python -m sockspec` is the `sockspec` command, for a checkout without installing."""
 
 import sys
 
-from harness.cli import main
+from sockspec.cli import main
 
 sys.exit(main())

@@ -1,26 +1,28 @@
 """The ``sockspec`` command: run, list, targets, report.
 
 ``run`` is a thin layer over pytest: it checks the options up front (so bad
-input gets one line and exit 2, never a traceback) and then hands the
-catalogue to pytest with the sockspec plugin. Exit 0 when everything passed,
-1 when something failed or could not run, 2 on a usage error.
+input gets one line and exit 2, never a traceback), makes the run's selection
+once, and hands the scenarios (the built-in catalogue, or the user's test
+modules given as PATH arguments) to pytest, whose sockspec plugin takes the
+selection from it. Its options come from the plugin's table
+(sockspec.plugin.options). Exit 0 when everything passed, 1 when something
+failed or could not run, 2 on a usage error.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 from pathlib import Path
 
-from harness.client_targets import load_target_file
-from harness.errors import SockspecError, UsageError
-from harness.measure.settings import check_environment as check_measurement_sizes
-from harness.scenario import load_catalogue
-from harness.selection import build_selection
-from harness.targets import TRANSPORTS
-from reports.results import ResultsFormatError
+from sockspec.errors import SockspecError, UsageError
+from sockspec.measure.settings import check_environment as check_measurement_sizes
+from sockspec.plugin import options
+from sockspec.reports.results import ResultsFormatError
+from sockspec.scenario import catalogue_directory, load_scenarios
+from sockspec.targets.clients import load_target_file
+from sockspec.targets.selection import build_selection, check_scenario_names
 
 PYTEST_EXIT_TO_SOCKSPEC = {0: 0, 1: 1, 2: 1, 3: 1, 4: 2}
 
@@ -33,10 +35,24 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def scenarios_dir() -> Path:
-    spec = importlib.util.find_spec("scenarios")
-    if spec is None or not spec.submodule_search_locations:
-        raise SockspecError("the scenarios package is not installed")
-    return Path(next(iter(spec.submodule_search_locations)))
+    """The built-in catalogue's folder."""
+    try:
+        return catalogue_directory()
+    except (ImportError, AttributeError, TypeError):
+        raise SockspecError("the scenarios package is not installed") from None
+
+
+def split_positionals(values: list[str]) -> tuple[list[str], list[str]]:
+    """PATH arguments (an existing file or folder, or anything ending in .py or with a /)
+    and SCENARIO|FAMILY selectors."""
+    paths, selectors = [], []
+    for value in values:
+        looks_like_path = value.endswith(".py") or os.sep in value or os.path.exists(value)
+        (paths if looks_like_path else selectors).append(value)
+    for path in paths:
+        if not os.path.exists(path):
+            raise UsageError(f"no such file or folder: {path}")
+    return paths, selectors
 
 
 def build_parser() -> ArgumentParser:
@@ -44,41 +60,28 @@ def build_parser() -> ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
 
     run = commands.add_parser("run", help="run scenarios against targets (pytest underneath)")
-    run.add_argument("selectors", nargs="*", metavar="SCENARIO|FAMILY",
-                     help="scenario ids or family names (default: all)")
-    run.add_argument("--targets", metavar="FILE", help="targets TOML file")
-    run.add_argument("--target", action="append", default=[], metavar="NAME",
-                     help="target name (repeatable; default: all in --targets, else the references)")
-    run.add_argument("--transport", action="append", default=[], choices=TRANSPORTS,
-                     help="transport (repeatable; default: all the target supports)")
-    run.add_argument("--server-cmd", metavar="CMD", help="ad-hoc server command template")
-    run.add_argument("--client-cmd", metavar="CMD", help="ad-hoc client command template")
-    run.add_argument("--connect", metavar="ADDRESS",
-                     help="test a server already running at tcp:HOST:PORT or unix:PATH")
-    run.add_argument("--root", metavar="DIR", help="document root of an http --connect server")
-    run.add_argument("--allow-remote", action="store_true",
-                     help="allow a --connect address outside loopback (load stays bounded)")
-    run.add_argument("--profile", choices=["echo", "http"],
-                     help="profile of --server-cmd, --client-cmd or --connect")
-    run.add_argument("--json", metavar="PATH", help="write the results JSON")
-    run.add_argument("--html", metavar="PATH", help="write the HTML report")
+    run.add_argument("selectors", nargs="*", metavar="PATH|SCENARIO|FAMILY",
+                     help="test modules or folders with your own scenarios, and scenario ids "
+                     "or family names (default: the whole built-in catalogue)")
+    options.add_cli_options(run)
     run.add_argument("--junitxml", metavar="PATH", help="write JUnit XML")
     run.add_argument("-n", "--workers", metavar="N",
                      help="parallel workers (pytest-xdist), a number or 'auto'")
     run.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
     run.add_argument("-v", "--verbose", action="store_true", help="one line per item")
-    run.add_argument("--ready-timeout", type=float, default=10.0, metavar="S",
-                     help="seconds a server may take to start accepting (default 10)")
     capture = run.add_mutually_exclusive_group()
     capture.add_argument("--capture", action="store_true",
                          help="keep a pcap of every TCP scenario (default: of failed ones)")
     capture.add_argument("--no-capture", action="store_true",
                          help="capture no packets at all")
-    run.add_argument("--capture-dir", metavar="DIR",
-                     help="where pcap files go (default: pcaps/ next to --json or --html)")
     run.epilog = "Arguments after '--' go to pytest unchanged."
 
     listing = commands.add_parser("list", help="list every scenario")
+    listing.add_argument("paths", nargs="*", metavar="PATH",
+                         help="also (with --no-catalogue: only) the scenarios of these test "
+                         "modules or folders")
+    listing.add_argument("--no-catalogue", action="store_true",
+                         help="leave the built-in catalogue out")
     listing.add_argument("--family", help="only this family")
     listing.add_argument("--kind", choices=["server", "client"],
                          help="only the scenarios judging servers, or only those judging clients")
@@ -105,50 +108,46 @@ def command_run(args: argparse.Namespace) -> int:
     if args.ready_timeout <= 0:
         raise UsageError("--ready-timeout must be positive")
     check_measurement_sizes()  # SOCKSPEC_* sizes beyond this host's limits: one line, exit 2
+    paths, selectors = split_positionals(args.selectors)
+    # Without a PATH the run is the built-in catalogue; with one, the catalogue only
+    # when asked for (--with-catalogue).
+    builtin = not paths or args.sockspec_catalogue
+    try:
+        specs = load_scenarios(paths, builtin=builtin)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    check_scenario_names(selectors, specs)
     selection = build_selection(
         targets_file=args.targets, target_names=args.target, transports=args.transport,
-        server_cmd=args.server_cmd, profile=args.profile, scenarios=args.selectors,
-        catalogue=load_catalogue(), cwd=os.getcwd(), connect=args.connect, root=args.root,
+        server_cmd=args.server_cmd, profile=args.profile, scenarios=selectors,
+        cwd=os.getcwd(), connect=args.connect, root=args.root,
         allow_remote=args.allow_remote, client_cmd=args.client_cmd,
     )
-    pytest_args = [str(scenarios_dir()), "-p", "harness.pytest_plugin", "-p", "no:cacheprovider",
-                   "--ready-timeout", str(args.ready_timeout), "-rfE"]
+    if not selection.targets and not selection.clients:
+        raise UsageError("no target selected")
+    pytest_args = [os.path.abspath(p) for p in paths]
+    if not paths:
+        pytest_args.append(str(scenarios_dir()))
+    pytest_args += ["-p", "no:cacheprovider", "-rfE"]
     pytest_args += ["-v"] if args.verbose else ["-q"]
-    paths = {"--targets": args.targets, "--sockspec-json": args.json,
-             "--sockspec-html": args.html, "--junitxml": args.junitxml}
-    for option, value in paths.items():
-        if value:
-            pytest_args += [option, os.path.abspath(value)]
-    if args.server_cmd:
-        pytest_args += ["--server-cmd", args.server_cmd, "--profile", args.profile]
-    if args.client_cmd:
-        pytest_args += ["--client-cmd", args.client_cmd, "--profile", args.profile]
-    if args.connect:
-        pytest_args += ["--connect", args.connect, "--profile", args.profile]
-        pytest_args += ["--root", os.path.abspath(args.root)] if args.root else []
-    if args.allow_remote:
-        pytest_args.append("--allow-remote")
+    pytest_args += options.pytest_args(args)
+    if args.junitxml:
+        pytest_args += ["--junitxml", os.path.abspath(args.junitxml)]
     if args.capture or args.no_capture:
         pytest_args += ["--sockspec-capture", "all" if args.capture else "off"]
-    if args.capture_dir:
-        pytest_args += ["--sockspec-capture-dir", os.path.abspath(args.capture_dir)]
-    for name in args.target:
-        pytest_args += ["--target", name]
-    for transport in args.transport:
-        pytest_args += ["--transport", transport]
-    for selector in args.selectors:
+    for selector in selectors:
         pytest_args += ["--scenario", selector]
     if args.workers:
         pytest_args += ["-n", args.workers]
     if args.exitfirst:
         pytest_args.append("-x")
     pytest_args += args.pytest_args
-    if not selection.targets and not selection.clients:
-        raise UsageError("no target selected")
 
     import pytest
 
-    status = int(pytest.main(pytest_args))
+    from sockspec.plugin.session import RunRequest
+
+    status = int(pytest.main(pytest_args, plugins=[RunRequest(selection, specs)]))
     if status == 5:
         print("sockspec: nothing to run: no scenario applies to the chosen targets and "
               "transports", file=sys.stderr)
@@ -157,13 +156,21 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_list(args: argparse.Namespace) -> int:
-    specs = load_catalogue()
+    for path in args.paths:
+        if not os.path.exists(path):
+            raise UsageError(f"no such file or folder: {path}")
+    try:
+        specs = load_scenarios(args.paths, builtin=not args.no_catalogue)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.kind:
         specs = [s for s in specs if s.kind == args.kind]
     if args.family:
         specs = [s for s in specs if s.family.name == args.family]
         if not specs:
             raise UsageError(f"no family named {args.family!r}")
+    if not specs:
+        raise UsageError("no scenario found")
     width = max(len(s.id) for s in specs)
     fam_width = max(len(s.family.name) for s in specs)
     for spec in specs:
@@ -193,7 +200,7 @@ def command_targets(args: argparse.Namespace) -> int:
 
 
 def command_report(args: argparse.Namespace) -> int:
-    from reports.html import write_report_files
+    from sockspec.reports.html import write_report_files
 
     if len(args.results) > 2:
         raise UsageError("report takes one results file, or two (old new) to compare")
@@ -203,7 +210,7 @@ def command_report(args: argparse.Namespace) -> int:
 
 
 def command_bench(args: argparse.Namespace) -> int:
-    from harness.measure.bench import main as bench_main
+    from sockspec.measure.bench import main as bench_main
 
     return bench_main(args.bench_args)
 

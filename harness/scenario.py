@@ -1,6 +1,8 @@
 """The scenario model: families, the @scenario decorators, and the catalogue.
 
-A scenario is a pytest test function in ``scenarios/`` that takes the
+Public through ``import sockspec`` (``Family``, ``scenario``, ``client_scenario``,
+``Metrics``). A scenario is a pytest test function, in the built-in catalogue
+(``sockspec.scenarios``) or in any test module of the user's, that takes the
 ``server`` fixture and drives it with harness primitives (``@scenario``), or a
 client scenario (``@client_scenario``, in ``scenarios/client_*.py``) that takes
 the ``client`` fixture, plays the server itself and judges the client. The
@@ -13,13 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from harness.targets import PROFILES, TRANSPORTS
+from sockspec.targets import PROFILES, TRANSPORTS
 
-CATALOGUE_PACKAGE = "scenarios"
+CATALOGUE_PACKAGE = "sockspec.scenarios"
 # A safety net (pytest-timeout) over a scenario's own bounded waits: a scenario
 # that still runs after this long is stopped and reported as failed.
 DEFAULT_TIME_LIMIT = 120.0
@@ -52,12 +56,18 @@ class ScenarioSpec:
     fresh_server: bool = False
     not_on: dict[str, str] = field(default_factory=dict)
     module: str = ""
+    path: str = ""                  # the file that defines it
     needs_process_control: bool = False
     kind: str = "server"            # "server": judges servers; "client": judges clients
     time_limit: float = DEFAULT_TIME_LIMIT
 
     def applies_to(self, profile: str) -> bool:
         return profile in self.profiles
+
+    @property
+    def builtin(self) -> bool:
+        """Part of sockspec's own catalogue (not a scenario of the user's)."""
+        return self.module.startswith(CATALOGUE_PACKAGE + ".")
 
 
 def scenario(
@@ -100,6 +110,7 @@ def scenario(
             fresh_server=fresh_server,
             not_on=dict(not_on or {}),
             module=func.__module__,
+            path=func.__code__.co_filename,
             needs_process_control=fresh_server if needs_process_control is None
             else needs_process_control,
             time_limit=time_limit,
@@ -137,23 +148,92 @@ def client_scenario(
     return declare
 
 
+class Metrics(dict):
+    """Numbers a scenario measured (the ``metrics`` fixture); they land in the results JSON
+    ``metrics``: ``metrics.record("p50_ms", 0.12)``."""
+
+    def record(self, name: str, value: float) -> None:
+        self[name] = round(float(value), 9)
+
+
 def spec_of(func: object) -> ScenarioSpec | None:
     return getattr(func, "__sockspec__", None)
 
 
+def catalogue_directory() -> Path:
+    """The folder of the built-in catalogue, without importing it."""
+    spec = importlib.util.find_spec(CATALOGUE_PACKAGE)
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+def catalogue_module_name(path: Path) -> str:
+    return f"{CATALOGUE_PACKAGE}.{Path(path).stem}"
+
+
+def specs_of_module(module: object) -> list[ScenarioSpec]:
+    return [s for obj in vars(module).values() if (s := spec_of(obj)) is not None]
+
+
 def load_catalogue() -> list[ScenarioSpec]:
-    """Import every module of the scenarios package and return its specs, sorted."""
+    """Import every module of the built-in catalogue and return its specs, sorted."""
     package = importlib.import_module(CATALOGUE_PACKAGE)
     specs: list[ScenarioSpec] = []
     for info in pkgutil.iter_modules(package.__path__):
         if info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"{CATALOGUE_PACKAGE}.{info.name}")
-        specs += [s for obj in vars(module).values() if (s := spec_of(obj)) is not None]
+        specs += specs_of_module(importlib.import_module(f"{CATALOGUE_PACKAGE}.{info.name}"))
+    return check_unique_ids(specs)
+
+
+# What pytest collects by default from a directory (python_files).
+TEST_FILE_PATTERNS = ("test_*.py", "*_test.py")
+SKIPPED_DIRECTORIES = {"__pycache__", "node_modules", "venv", "build", "dist"}
+
+
+def scenario_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The Python files a run over ``paths`` collects: a file as given, and in a
+    directory every test_*.py and *_test.py (pytest's defaults), hidden folders skipped."""
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_file():
+            found.append(path.resolve())
+            continue
+        for pattern in TEST_FILE_PATTERNS:
+            for candidate in sorted(path.rglob(pattern)):
+                parts = candidate.relative_to(path).parts[:-1]
+                if any(p.startswith(".") or p in SKIPPED_DIRECTORIES for p in parts):
+                    continue
+                found.append(candidate.resolve())
+    return list(dict.fromkeys(found))
+
+
+def load_scenarios(paths: Iterable[str | Path], *, builtin: bool) -> list[ScenarioSpec]:
+    """The scenarios of a run: the built-in catalogue (when ``builtin``) and those defined
+    in the test modules at ``paths``, imported as pytest imports them (so pytest, running
+    in the same process afterwards, finds them imported and does not import them again)."""
+    from _pytest.pathlib import ImportMode, import_path
+
+    specs = load_catalogue() if builtin else []
+    catalogue = catalogue_directory()
+    for path in scenario_files(paths):
+        if path.parent == catalogue:
+            if not builtin:
+                module = importlib.import_module(catalogue_module_name(path))
+                specs += specs_of_module(module)
+            continue
+        module = import_path(path, mode=ImportMode.prepend, root=path.parent,
+                             consider_namespace_packages=False)
+        specs += specs_of_module(module)
+    return sorted(check_unique_ids(list({id(s): s for s in specs}.values())),
+                  key=lambda s: (s.family.name, s.id))
+
+
+def check_unique_ids(specs: list[ScenarioSpec]) -> list[ScenarioSpec]:
     ids = [s.id for s in specs]
-    duplicates = {i for i in ids if ids.count(i) > 1}
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
-        raise ValueError(f"scenario ids used twice: {sorted(duplicates)}")
+        raise ValueError(f"scenario ids used twice: {duplicates}")
     return sorted(specs, key=lambda s: (s.family.name, s.id))
 
 

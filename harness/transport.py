@@ -15,7 +15,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from harness.errors import AddressError, ConnectError, PeerError
+from sockspec.errors import AddressError, ConnectError, PeerError
 
 # sizeof(sun_path) on Linux is 108 bytes including the terminating NUL.
 UNIX_PATH_MAX = 108

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from reports.results import ResultsFormatError
+from sockspec.reports.results import ResultsFormatError
 
 BENCH_SCHEMA = "sockspec.bench/1"
 

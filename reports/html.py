@@ -18,12 +18,12 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from reports.bench import bench_context, load_bench
-from reports.charts import format_number
-from reports.compare import Comparison, compare_documents
-from reports.measurements import family_measurements
-from reports.results import load_results
-from reports.view import (
+from sockspec.reports.bench import bench_context, load_bench
+from sockspec.reports.charts import format_number
+from sockspec.reports.compare import Comparison, compare_documents
+from sockspec.reports.measurements import family_measurements
+from sockspec.reports.results import load_results
+from sockspec.reports.view import (
     BROKEN,
     OPEN_FAILURES_LIMIT,
     build_matrices,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup
 
-from reports.charts import (
+from sockspec.reports.charts import (
     MAX_BARS,
     MAX_SERIES,
     Series,
@@ -25,7 +25,7 @@ from reports.charts import (
     percentile_plot,
     xy_chart,
 )
-from reports.view import Item
+from sockspec.reports.view import Item
 
 LATENCY_COLUMNS = (("latency_p50_ms", "p50", 50.0), ("latency_p90_ms", "p90", 90.0),
                    ("latency_p99_ms", "p99", 99.0), ("latency_p999_ms", "p99.9", 99.9))

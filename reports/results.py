@@ -62,6 +62,16 @@ class ItemResult:
     packet_summary: str = ""   # who sent FIN/RST, retransmissions, zero windows, gaps
     kind: str = "server"       # what was judged: a "server" or a "client" under test
 
+    # The fields a phase's record fixes once per item (the first record sets them).
+    STATIC = ("target", "profile", "transport", "scenario", "family", "description", "hint",
+              "reproduce", "kind")
+
+    def phase_record(self) -> dict:
+        """This record as one pytest phase sends it to the controller (JSON-safe)."""
+        record = asdict(self)
+        del record["outcome"], record["duration_s"]  # the controller's to decide
+        return record
+
 
 class ResultCollector:
     """Merges per-phase records (setup, call, teardown) into one ItemResult each."""
@@ -72,13 +82,11 @@ class ResultCollector:
     def add_phase(self, nodeid: str, when: str, outcome: str, duration: float, record: dict) -> None:
         item = self._items.get(nodeid)
         if item is None:
-            static = {k: record.get(k, "") for k in
-                      ("target", "profile", "transport", "scenario", "family", "description",
-                       "hint", "reproduce")}
+            static = {k: record[k] for k in ItemResult.STATIC if record.get(k)}
             item = self._items[nodeid] = ItemResult(nodeid=nodeid, **static)
         item.duration_s = round(item.duration_s + duration, 6)
         item.metrics.update(record.get("metrics") or {})
-        for key in ("pcap", "packet_summary", "kind"):
+        for key in ("pcap", "packet_summary"):
             if record.get(key):
                 setattr(item, key, record[key])
         if "evidence" not in record:  # a record of extra facts only, not of a phase

@@ -13,6 +13,8 @@ import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 
+from sockspec.reports.results import ItemResult
+
 OUTCOMES = ("failed", "error", "skipped", "passed")
 BROKEN = ("failed", "error")
 OUTCOME_LABELS = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
@@ -28,26 +30,10 @@ OPEN_FAILURES_LIMIT = 30
 
 
 @dataclass
-class Item:
-    """One result record, normalised for display."""
+class Item(ItemResult):
+    """One result record (the results JSON's own record type), normalised for display."""
 
-    index: int
-    nodeid: str
-    target: str
-    profile: str
-    transport: str
-    scenario: str
-    family: str
-    description: str
-    outcome: str
-    evidence: str
-    hint: str
-    duration_s: float
-    metrics: dict
-    reproduce: str
-    pcap: str
-    packet_summary: str
-    kind: str = "server"   # what was judged: a server or a client under test
+    index: int = 0
 
     @property
     def anchor(self) -> str:

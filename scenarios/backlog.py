@@ -9,9 +9,9 @@ moment (a GC pause, a burst of work in its accept loop) must not turn a burst
 of clients into one-second stalls.
 """
 
-from harness.drivers.load import connect_burst, probe_service
-from harness.scenario import Family, scenario
-from harness.verdict import expect
+from sockspec.drivers.load import connect_burst, probe_service
+from sockspec.scenario import Family, scenario
+from sockspec.verdict import expect
 
 BACKLOG = Family(
     name="backlog",

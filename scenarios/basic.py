@@ -1,9 +1,9 @@
 """basic: one echo, one download. Every other scenario may assume these work."""
 
-from harness.reference.client import echo_roundtrip, fetch
-from harness.reference.stream_digest import bytes_digest
-from harness.scenario import Family, scenario
-from harness.verdict import expect, expect_same_bytes
+from sockspec.reference.client import echo_roundtrip, fetch
+from sockspec.reference.stream_digest import bytes_digest
+from sockspec.scenario import Family, scenario
+from sockspec.verdict import expect, expect_same_bytes
 
 BASIC = Family(
     name="basic",

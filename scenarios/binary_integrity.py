@@ -1,11 +1,11 @@
 """binary-integrity: every byte value, NUL included, travels unchanged."""
 
-from harness.errors import SockspecError
-from harness.reference.client import fetch
-from harness.reference.stream_digest import bytes_digest
-from harness.scenario import Family, scenario
-from harness.transport import connect, read_until_end, send_all
-from harness.verdict import expect_same_bytes, fail, first_difference
+from sockspec.errors import SockspecError
+from sockspec.reference.client import fetch
+from sockspec.reference.stream_digest import bytes_digest
+from sockspec.scenario import Family, scenario
+from sockspec.transport import connect, read_until_end, send_all
+from sockspec.verdict import expect_same_bytes, fail, first_difference
 
 BINARY_INTEGRITY = Family(
     name="binary-integrity",

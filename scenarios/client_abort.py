@@ -13,12 +13,12 @@ import socket
 from collections.abc import Callable
 from functools import partial
 
-from harness.drivers.load import Probe, fill_until_blocked, probe_service, settle_count
-from harness.errors import SockspecError
-from harness.process import describe_exit
-from harness.scenario import Family, scenario
-from harness.transport import abort, connect, describe_os_error, half_close, recv_exactly, send_all
-from harness.verdict import expect
+from sockspec.drivers.load import Probe, fill_until_blocked, probe_service, settle_count
+from sockspec.errors import SockspecError
+from sockspec.process import describe_exit
+from sockspec.scenario import Family, scenario
+from sockspec.transport import abort, connect, describe_os_error, half_close, recv_exactly, send_all
+from sockspec.verdict import expect
 
 CLIENT_ABORT = Family(
     name="client-abort",

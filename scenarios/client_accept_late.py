@@ -9,15 +9,15 @@ non-blocking and blocks if blocking. Either way the client must succeed once
 the server accepts, or give up with a clear error within its stated limit.
 """
 
-from harness.adversary import Listening
-from harness.adversary.payloads import printable_bytes
-from harness.client_verdict import (
+from sockspec.adversary import Listening
+from sockspec.adversary.payloads import printable_bytes
+from sockspec.scenario import Family, client_scenario
+from sockspec.verdict.client import (
     ExpectedOutput,
     expect_failure_reported,
     expect_message_on_failure,
     expect_success,
 )
-from harness.scenario import Family, client_scenario
 
 CLIENT_ACCEPT_LATE = Family(
     name="client-accept-late",

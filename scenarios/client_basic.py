@@ -4,9 +4,9 @@ The harness plays the reference server exactly (everything owed, written whole,
 then FIN) and the client must report every byte with its success status.
 """
 
-from harness.adversary.payloads import printable_bytes
-from harness.client_verdict import ExpectedOutput, expect_success
-from harness.scenario import Family, client_scenario
+from sockspec.adversary.payloads import printable_bytes
+from sockspec.scenario import Family, client_scenario
+from sockspec.verdict.client import ExpectedOutput, expect_success
 
 CLIENT_BASIC = Family(
     name="client-basic",

@@ -4,9 +4,9 @@ A client that treats the data as text (stops at NUL, decodes UTF-8, translates
 line ends) reports something else than it received.
 """
 
-from harness.adversary.payloads import every_byte_value
-from harness.client_verdict import ExpectedOutput, expect_success
-from harness.scenario import Family, client_scenario
+from sockspec.adversary.payloads import every_byte_value
+from sockspec.scenario import Family, client_scenario
+from sockspec.verdict.client import ExpectedOutput, expect_success
 
 CLIENT_BINARY = Family(
     name="client-binary",

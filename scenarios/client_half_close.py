@@ -6,11 +6,11 @@ end of the reply: a client must finish at once with the data it has, not wait
 for something else (its own timeout, a full close it cannot see).
 """
 
-from harness.adversary import Ending
-from harness.adversary.payloads import printable_bytes
-from harness.client_verdict import ExpectedOutput, expect_finished_by, expect_success
-from harness.scenario import Family, client_scenario
-from harness.verdict import expect
+from sockspec.adversary import Ending
+from sockspec.adversary.payloads import printable_bytes
+from sockspec.scenario import Family, client_scenario
+from sockspec.verdict import expect
+from sockspec.verdict.client import ExpectedOutput, expect_finished_by, expect_success
 
 CLIENT_HALF_CLOSE = Family(
     name="client-half-close",

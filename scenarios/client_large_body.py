@@ -8,9 +8,9 @@ the one slow client scenario: ~2.15 GB pass through the client and then
 through its output (stdout is hashed as it streams, never kept).
 """
 
-from harness.adversary import FileBody
-from harness.client_verdict import ExpectedOutput, expect_success
-from harness.scenario import Family, client_scenario
+from sockspec.adversary import FileBody
+from sockspec.scenario import Family, client_scenario
+from sockspec.verdict.client import ExpectedOutput, expect_success
 
 CLIENT_LARGE_BODY = Family(
     name="client-large-body",

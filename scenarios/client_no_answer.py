@@ -5,10 +5,10 @@ nothing, not even a FIN. Without a timeout on its reads, a client waits
 forever; the verdict holds it to the limit it states (``timeout_s``).
 """
 
-from harness.adversary import Ending
-from harness.adversary.payloads import printable_bytes
-from harness.client_verdict import expect_failure_reported
-from harness.scenario import Family, client_scenario
+from sockspec.adversary import Ending
+from sockspec.adversary.payloads import printable_bytes
+from sockspec.scenario import Family, client_scenario
+from sockspec.verdict.client import expect_failure_reported
 
 CLIENT_NO_ANSWER = Family(
     name="client-no-answer",

@@ -6,10 +6,10 @@ The harness's server writes every byte of the reply (the http head included)
 with its own send() and TCP_NODELAY, pausing between them.
 """
 
-from harness.adversary import Dribble
-from harness.adversary.payloads import printable_bytes
-from harness.client_verdict import ExpectedOutput, expect_success
-from harness.scenario import Family, client_scenario
+from sockspec.adversary import Dribble
+from sockspec.adversary.payloads import printable_bytes
+from sockspec.scenario import Family, client_scenario
+from sockspec.verdict.client import ExpectedOutput, expect_success
 
 CLIENT_PARTIAL_READS = Family(
     name="client-partial-reads",

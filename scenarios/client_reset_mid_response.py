@@ -11,10 +11,10 @@ leaves the second half of the input unread). The http request is read whole,
 so the http scenarios are TCP only.
 """
 
-from harness.adversary import Ending
-from harness.adversary.payloads import printable_bytes
-from harness.client_verdict import expect_failure_reported
-from harness.scenario import Family, client_scenario
+from sockspec.adversary import Ending
+from sockspec.adversary.payloads import printable_bytes
+from sockspec.scenario import Family, client_scenario
+from sockspec.verdict.client import expect_failure_reported
 
 CLIENT_RESET_MID_RESPONSE = Family(
     name="client-reset-mid-response",

@@ -5,9 +5,9 @@ the echo, or half the body its Content-Length announced. A client must compare
 what arrived with what was owed and exit with a failure status.
 """
 
-from harness.adversary.payloads import printable_bytes
-from harness.client_verdict import expect_failure_reported
-from harness.scenario import Family, client_scenario
+from sockspec.adversary.payloads import printable_bytes
+from sockspec.scenario import Family, client_scenario
+from sockspec.verdict.client import expect_failure_reported
 
 CLIENT_SHORT_BODY = Family(
     name="client-short-body",

@@ -6,10 +6,10 @@ bytes on BSD and macOS, a fixed char[100]) or drop its last byte connect to a
 different path, or to none.
 """
 
-from harness.adversary.payloads import printable_bytes
-from harness.client_verdict import ExpectedOutput, expect_success
-from harness.scenario import Family, client_scenario
-from harness.transport import UNIX_PATH_MAX
+from sockspec.adversary.payloads import printable_bytes
+from sockspec.scenario import Family, client_scenario
+from sockspec.transport import UNIX_PATH_MAX
+from sockspec.verdict.client import ExpectedOutput, expect_success
 
 CLIENT_UNIX_MAX_PATH = Family(
     name="client-unix-max-path",

@@ -1,9 +1,9 @@
 """concurrent-connections: many connections open at once, each verified, none refused."""
 
-from harness.measure.concurrent import hold_concurrent
-from harness.measure.settings import MeasureSizes
-from harness.scenario import Family, scenario
-from harness.verdict import expect
+from sockspec.measure.concurrent import hold_concurrent
+from sockspec.measure.settings import MeasureSizes
+from sockspec.scenario import Family, scenario
+from sockspec.verdict import expect
 
 CONCURRENT_CONNECTIONS = Family(
     name="concurrent-connections",

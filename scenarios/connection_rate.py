@@ -1,9 +1,9 @@
 """connection-rate: connect, one small exchange, close, over and over for a fixed time."""
 
-from harness.measure.connrate import ConnRateRequest, run_connection_rate
-from harness.measure.settings import MeasureSizes
-from harness.scenario import Family, scenario
-from harness.verdict import expect
+from sockspec.measure.connrate import ConnRateRequest, run_connection_rate
+from sockspec.measure.settings import MeasureSizes
+from sockspec.scenario import Family, scenario
+from sockspec.verdict import expect
 
 CONNECTION_RATE = Family(
     name="connection-rate",

@@ -12,7 +12,7 @@ is gone.
 from collections.abc import Callable
 from functools import partial
 
-from harness.drivers.load import (
+from sockspec.drivers.load import (
     close_without_sending,
     echo_then_close,
     echo_then_reset,
@@ -22,9 +22,9 @@ from harness.drivers.load import (
     run_in_sequence,
     settle_count,
 )
-from harness.errors import SockspecError
-from harness.scenario import Family, scenario
-from harness.verdict import expect, fail
+from sockspec.errors import SockspecError
+from sockspec.scenario import Family, scenario
+from sockspec.verdict import expect, fail
 
 FD_LEAK = Family(
     name="fd-leak",

@@ -11,12 +11,12 @@ Both transports are judged the same way: the data, then an orderly EOF.
 
 import time
 
-from harness.drivers.http import counting_bytes, read_response_start, send_get
-from harness.drivers.streams import printable_payload
-from harness.errors import PeerError
-from harness.reference.client_streams import BackgroundSender
-from harness.scenario import Family, scenario
-from harness.transport import (
+from sockspec.drivers.http import counting_bytes, read_response_start, send_get
+from sockspec.drivers.streams import printable_payload
+from sockspec.errors import PeerError
+from sockspec.reference.client_streams import BackgroundSender
+from sockspec.scenario import Family, scenario
+from sockspec.transport import (
     StreamEnd,
     connect,
     describe_os_error,
@@ -24,7 +24,7 @@ from harness.transport import (
     read_until_end,
     send_all,
 )
-from harness.verdict import expect
+from sockspec.verdict import expect
 
 GRACEFUL_CLOSE = Family(
     name="graceful-close",

@@ -1,10 +1,10 @@
 """half-close: data that arrives together with the client's FIN is still answered in full."""
 
-from harness.drivers.streams import parse_small_response, send_with_fin
-from harness.reference.http_fetch import build_get_request
-from harness.scenario import Family, scenario
-from harness.transport import StreamEnd, connect, read_until_end
-from harness.verdict import expect, expect_same_bytes
+from sockspec.drivers.streams import parse_small_response, send_with_fin
+from sockspec.reference.http_fetch import build_get_request
+from sockspec.scenario import Family, scenario
+from sockspec.transport import StreamEnd, connect, read_until_end
+from sockspec.verdict import expect, expect_same_bytes
 
 HALF_CLOSE = Family(
     name="half-close",

@@ -1,10 +1,10 @@
 """latency: small request/response exchanges are not stalled by Nagle plus delayed ACK."""
 
-from harness.drivers.streams import LatencySummary
-from harness.errors import SockspecError
-from harness.reference.client import ping_pong
-from harness.scenario import Family, scenario
-from harness.verdict import expect, fail
+from sockspec.drivers.streams import LatencySummary
+from sockspec.errors import SockspecError
+from sockspec.reference.client import ping_pong
+from sockspec.scenario import Family, scenario
+from sockspec.verdict import expect, fail
 
 LATENCY = Family(
     name="latency",

@@ -1,10 +1,10 @@
 """latency-distribution: a long ping-pong, measured in an HdrHistogram, with no stalled reply."""
 
-from harness.measure.histogram import NS_PER_MS
-from harness.measure.latency import PingPongRequest, run_ping_pong
-from harness.measure.settings import MeasureSizes
-from harness.scenario import Family, scenario
-from harness.verdict import expect
+from sockspec.measure.histogram import NS_PER_MS
+from sockspec.measure.latency import PingPongRequest, run_ping_pong
+from sockspec.measure.settings import MeasureSizes
+from sockspec.scenario import Family, scenario
+from sockspec.verdict import expect
 
 LATENCY_DISTRIBUTION = Family(
     name="latency-distribution",

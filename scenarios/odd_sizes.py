@@ -4,12 +4,12 @@ Sizes around the 4 KiB page/block size catch loops that move whole blocks
 only, stop at the first short read(), or mishandle an empty file.
 """
 
-from harness.drivers.http import counting_bytes
-from harness.errors import PeerError
-from harness.reference.http_fetch import fetch
-from harness.reference.stream_digest import bytes_digest
-from harness.scenario import Family, scenario
-from harness.verdict import excerpt, expect, first_difference
+from sockspec.drivers.http import counting_bytes
+from sockspec.errors import PeerError
+from sockspec.reference.http_fetch import fetch
+from sockspec.reference.stream_digest import bytes_digest
+from sockspec.scenario import Family, scenario
+from sockspec.verdict import excerpt, expect, first_difference
 
 ODD_SIZES = Family(
     name="odd-sizes",

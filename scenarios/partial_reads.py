@@ -1,9 +1,9 @@
 """partial-reads: input that arrives in pieces, with pauses between them, is one stream."""
 
-from harness.drivers.streams import parse_small_response, send_in_pieces
-from harness.scenario import Family, scenario
-from harness.transport import connect, read_until_end
-from harness.verdict import expect, expect_same_bytes
+from sockspec.drivers.streams import parse_small_response, send_in_pieces
+from sockspec.scenario import Family, scenario
+from sockspec.transport import connect, read_until_end
+from sockspec.verdict import expect, expect_same_bytes
 
 PARTIAL_READS = Family(
     name="partial-reads",

@@ -1,18 +1,18 @@
 """partial-writes: a slow, bursty reader still receives every byte the server owes it."""
 
-from harness.drivers.streams import (
+from sockspec.drivers.streams import (
     PacedSink,
     limit_receive_buffer,
     printable_payload,
     read_in_bursts,
 )
-from harness.errors import SockspecError
-from harness.reference.client import fetch
-from harness.reference.client_streams import BackgroundSender
-from harness.reference.stream_digest import bytes_digest
-from harness.scenario import Family, scenario
-from harness.transport import connect, send_all
-from harness.verdict import expect, expect_same_bytes, fail
+from sockspec.errors import SockspecError
+from sockspec.reference.client import fetch
+from sockspec.reference.client_streams import BackgroundSender
+from sockspec.reference.stream_digest import bytes_digest
+from sockspec.scenario import Family, scenario
+from sockspec.transport import connect, send_all
+from sockspec.verdict import expect, expect_same_bytes, fail
 
 PARTIAL_WRITES = Family(
     name="partial-writes",

@@ -7,10 +7,10 @@ The secret lives in server.outside_root, the parent of the root, so
 
 import os
 
-from harness.errors import PeerError
-from harness.reference.http_fetch import fetch
-from harness.scenario import Family, scenario
-from harness.verdict import expect
+from sockspec.errors import PeerError
+from sockspec.reference.http_fetch import fetch
+from sockspec.scenario import Family, scenario
+from sockspec.verdict import expect
 
 PATH_TRAVERSAL = Family(
     name="path-traversal",

@@ -11,11 +11,11 @@ server's to replace).
 import socket
 import time
 
-from harness.drivers.load import fill_until_blocked, probe_service, tcp_states_on_port
-from harness.errors import ServerStartError, SockspecError
-from harness.scenario import Family, scenario
-from harness.transport import connect, recv_exactly, send_all
-from harness.verdict import expect, fail
+from sockspec.drivers.load import fill_until_blocked, probe_service, tcp_states_on_port
+from sockspec.errors import ServerStartError, SockspecError
+from sockspec.scenario import Family, scenario
+from sockspec.transport import connect, recv_exactly, send_all
+from sockspec.verdict import expect, fail
 
 RESTART = Family(
     name="restart",

@@ -9,11 +9,11 @@ sockets) stops serving every other client until the slow one reads or leaves.
 
 import time
 
-from harness.drivers.load import echo_then_close, fill_until_blocked
-from harness.errors import SockspecError
-from harness.scenario import Family, scenario
-from harness.transport import abort, connect
-from harness.verdict import expect
+from sockspec.drivers.load import echo_then_close, fill_until_blocked
+from sockspec.errors import SockspecError
+from sockspec.scenario import Family, scenario
+from sockspec.transport import abort, connect
+from sockspec.verdict import expect
 
 SLOW_CLIENT_ISOLATION = Family(
     name="slow-client-isolation",

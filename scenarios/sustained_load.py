@@ -12,10 +12,10 @@ from functools import partial
 
 import pytest
 
-from harness.drivers.load import echo_then_close, get_then_close, run_in_sequence
-from harness.process import describe_exit
-from harness.scenario import Family, scenario
-from harness.verdict import expect, fail
+from sockspec.drivers.load import echo_then_close, get_then_close, run_in_sequence
+from sockspec.process import describe_exit
+from sockspec.scenario import Family, scenario
+from sockspec.verdict import expect, fail
 
 SUSTAINED_LOAD = Family(
     name="sustained-load",

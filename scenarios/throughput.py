@@ -2,15 +2,15 @@
 
 import os
 
-from harness.measure.settings import MeasureSizes
-from harness.measure.throughput import (
+from sockspec.measure.settings import MeasureSizes
+from sockspec.measure.throughput import (
     ThroughputRequest,
     run_download_throughput,
     run_echo_throughput,
     write_pattern_file,
 )
-from harness.scenario import Family, scenario
-from harness.verdict import expect
+from sockspec.scenario import Family, scenario
+from sockspec.verdict import expect
 
 THROUGHPUT = Family(
     name="throughput",

@@ -10,11 +10,11 @@ gives the queue's depth exactly, backlog + 1 (shared/bench/RESULTS.md section
 SIGSTOP method, so both methods judge a server alike.
 """
 
-from harness.drivers.wire import wire_session
-from harness.scenario import scenario
-from harness.verdict import expect
-from scenarios.backlog import BACKLOG, BURST_CONNECTIONS
-from scenarios.wire_segments import WIRE_ONLY
+from sockspec.drivers.wire import wire_session
+from sockspec.scenario import scenario
+from sockspec.scenarios.backlog import BACKLOG, BURST_CONNECTIONS
+from sockspec.scenarios.wire_segments import WIRE_ONLY
+from sockspec.verdict import expect
 
 # A SYN-ACK comes back within microseconds on the veth; an excess SYN is
 # dropped by the listener (TcpExtListenOverflows) and never answered.

@@ -1,7 +1,7 @@
 """Wire-level variants of four families: exact segments a socket client cannot promise.
 
 Each scenario starts the target again inside a private network namespace and
-talks to it with crafted TCP segments (harness.drivers.wire), so the trigger
+talks to it with crafted TCP segments (sockspec.drivers.wire), so the trigger
 is exactly what the docstring says: every byte its own segment, data and FIN
 in one segment, a segment that arrives after the server has answered, an RST
 in the middle of a response. Each checks the property of the family it joins
@@ -11,17 +11,17 @@ says how each reaches the server); skipped with the reason when the machine
 cannot build the namespace.
 """
 
-from harness.drivers.http import counting_bytes
-from harness.drivers.load import settle_count
-from harness.drivers.streams import parse_small_response, printable_payload
-from harness.drivers.wire import wire_session
-from harness.reference.http_fetch import build_get_request
-from harness.scenario import scenario
-from harness.verdict import expect, expect_same_bytes
-from scenarios.client_abort import CLIENT_ABORT
-from scenarios.graceful_close import GRACEFUL_CLOSE
-from scenarios.half_close import HALF_CLOSE
-from scenarios.partial_reads import PARTIAL_READS
+from sockspec.drivers.http import counting_bytes
+from sockspec.drivers.load import settle_count
+from sockspec.drivers.streams import parse_small_response, printable_payload
+from sockspec.drivers.wire import wire_session
+from sockspec.reference.http_fetch import build_get_request
+from sockspec.scenario import scenario
+from sockspec.scenarios.client_abort import CLIENT_ABORT
+from sockspec.scenarios.graceful_close import GRACEFUL_CLOSE
+from sockspec.scenarios.half_close import HALF_CLOSE
+from sockspec.scenarios.partial_reads import PARTIAL_READS
+from sockspec.verdict import expect, expect_same_bytes
 
 WIRE_ONLY = {"unix": "Unix stream sockets have no segments to craft"}
 HANDSHAKE_TIMEOUT = 2.0

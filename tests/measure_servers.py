@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.transport import Address, TcpAddress, UnixAddress
+from sockspec.transport import Address, TcpAddress, UnixAddress
 
 Handler = Callable[[socket.socket], None]
 IDLE_TIMEOUT = 10.0

@@ -15,7 +15,7 @@ RUN_TIMEOUT_S = 300
 def sockspec_run(directory: Path, *args: str) -> list[dict]:
     """`sockspec run --json DIR/results.json ARGS`; the results, with pcaps left in DIR."""
     json_path = directory / "results.json"
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", "--json", str(json_path),
+    proc = subprocess.run([sys.executable, "-m", "sockspec", "run", "--json", str(json_path),
                            *args], cwd=PROJECT, capture_output=True, text=True,
                           timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL)
     assert json_path.exists(), proc.stderr[-2000:]

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import ConnectError
-from harness.transport import Address, TcpAddress, UnixAddress, connect
+from sockspec.errors import ConnectError
+from sockspec.transport import Address, TcpAddress, UnixAddress, connect
 
 REPO = Path(__file__).resolve().parents[1]
 TRANSPORTS = ("tcp", "tcp6", "unix")
@@ -85,7 +85,7 @@ def server_args(
 
 def spawn_server(args: Sequence[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "harness.reference.server", *args],
+        [sys.executable, "-m", "sockspec.reference.server", *args],
         cwd=REPO,
         start_new_session=True,
         stdin=subprocess.DEVNULL,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reports.results import ItemResult, build_document
+from sockspec.reports.results import ItemResult, build_document
 
 RUN = {
     "started": "2025-11-24T05:40:12+0000", "hostname": "builder", "kernel": "Linux 6.1.0",

@@ -41,7 +41,7 @@ def run_sockspec(*args: str, timeout: float = 600) -> RunOutcome:
     with tempfile.TemporaryDirectory(prefix="sockspec-test-") as tmp:
         json_path = os.path.join(tmp, "results.json")
         proc = subprocess.run(
-            [sys.executable, "-m", "harness", "run", "--json", json_path, *args],
+            [sys.executable, "-m", "sockspec", "run", "--json", json_path, *args],
             cwd=PROJECT, capture_output=True, text=True, timeout=timeout,
             stdin=subprocess.DEVNULL,
         )

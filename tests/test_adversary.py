@@ -1,4 +1,4 @@
-"""The harness's own server (harness.adversary): each plan piece seen from a raw client socket."""
+"""The harness's own server (sockspec.adversary): each plan piece seen from a raw client socket."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from harness.adversary import (
+from sockspec.adversary import (
     AdversaryServer,
     Dribble,
     Ending,
@@ -20,9 +20,9 @@ from harness.adversary import (
     Plan,
     max_length_unix_path,
 )
-from harness.adversary.server import tcp_accept_queue_length
-from harness.reference.client import echo_roundtrip, fetch
-from harness.transport import (
+from sockspec.adversary.server import tcp_accept_queue_length
+from sockspec.reference.client import echo_roundtrip, fetch
+from sockspec.transport import (
     UNIX_PATH_MAX,
     StreamEnd,
     TcpAddress,

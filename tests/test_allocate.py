@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from harness.allocate import PORT_FLOOR, PortAllocator, ephemeral_port_floor
+from sockspec.under_test.ports import PORT_FLOOR, PortAllocator, ephemeral_port_floor
 
 
 def test_ports_come_from_the_workers_slice_below_the_ephemeral_range():

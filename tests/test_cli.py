@@ -10,7 +10,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 
 def sockspec(*args: str, cwd: Path = PROJECT, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, timeout=timeout,
+    return subprocess.run([sys.executable, "-m", "sockspec", *args], cwd=cwd, timeout=timeout,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
 
 

@@ -1,4 +1,4 @@
-"""Run-to-completion clients (harness.process.client): status, output, limits, cleanup."""
+"""Run-to-completion clients (sockspec.process.client): status, output, limits, cleanup."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from harness.errors import ClientStartError
-from harness.process.client import KEEP_FIRST_BYTES, CapturedOutput, run_client
-from harness.reference.stream_digest import bytes_digest
-from harness.transport import TcpAddress
+from sockspec.errors import ClientStartError
+from sockspec.process.client import KEEP_FIRST_BYTES, CapturedOutput, run_client
+from sockspec.reference.stream_digest import bytes_digest
+from sockspec.transport import TcpAddress
 
 NOWHERE = TcpAddress("127.0.0.1", 9)  # only named in logs; nothing connects to it
 GENEROUS = 60.0                       # "did not hang" bound on a shared, noisy machine

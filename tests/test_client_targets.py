@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.client_targets import (
+from sockspec.errors import TargetConfigError, UsageError
+from sockspec.targets.clients import (
     adhoc_client_target,
     builtin_client_targets,
     client_placeholder_values,
     load_target_file,
     render_client_argv,
 )
-from harness.errors import TargetConfigError, UsageError
-from harness.targets import load_targets
+from sockspec.targets.servers import load_targets
 
 GOOD = """
 [[server]]

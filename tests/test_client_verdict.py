@@ -1,11 +1,13 @@
-"""Judging clients (harness.client_verdict): pure functions over a finished run."""
+"""Judging clients (sockspec.verdict.client): pure functions over a finished run."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.client_targets import builtin_client_targets
-from harness.client_verdict import (
+from sockspec.process.client import CapturedOutput, ClientRun
+from sockspec.targets.clients import builtin_client_targets
+from sockspec.verdict import ScenarioFailed
+from sockspec.verdict.client import (
     ExpectedOutput,
     expect_failure_reported,
     expect_finished_by,
@@ -13,8 +15,6 @@ from harness.client_verdict import (
     expect_success,
     output_mismatch,
 )
-from harness.process.client import CapturedOutput, ClientRun
-from harness.verdict import ScenarioFailed
 
 CLIENT = builtin_client_targets()["reference-echo-client"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from sockspec_runner import PROJECT, run_sockspec
 
 PYTHON = sys.executable
-REFERENCE = [PYTHON, "-m", "harness.reference.client"]
+REFERENCE = [PYTHON, "-m", "sockspec.reference.client"]
 
 
 def client_file(tmp_path: Path) -> Path:
@@ -66,7 +66,7 @@ def test_reproduce_command_of_a_client_item_runs_exactly_it(tmp_path):
 
 def test_default_run_covers_reference_servers_and_clients():
     proc = subprocess.run(
-        [PYTHON, "-m", "harness", "run", "echo_basic", "client_basic_exchange", "--transport",
+        [PYTHON, "-m", "sockspec", "run", "echo_basic", "client_basic_exchange", "--transport",
          "unix", "--", "--co"],
         cwd=PROJECT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -77,11 +77,11 @@ def test_default_run_covers_reference_servers_and_clients():
 
 def test_cli_lists_clients_and_client_scenarios(tmp_path):
     targets = client_file(tmp_path)
-    listed = subprocess.run([PYTHON, "-m", "harness", "targets", str(targets)], cwd=PROJECT,
+    listed = subprocess.run([PYTHON, "-m", "sockspec", "targets", str(targets)], cwd=PROJECT,
                             capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr
     assert "file_http  client  profile=http  transports=tcp,unix  output=file" in listed.stdout
-    scenarios = subprocess.run([PYTHON, "-m", "harness", "list", "--kind", "client"],
+    scenarios = subprocess.run([PYTHON, "-m", "sockspec", "list", "--kind", "client"],
                                cwd=PROJECT, capture_output=True, text=True, timeout=60)
     families = {line.split()[1] for line in scenarios.stdout.splitlines()}
     assert "client-no-answer" in families and all(f.startswith("client-") for f in families)

@@ -1,13 +1,13 @@
-"""harness.drivers.http over a socketpair: head reading, streamed bodies, test bytes."""
+"""sockspec.drivers.http over a socketpair: head reading, streamed bodies, test bytes."""
 
 import socket
 import threading
 
 import pytest
 
-from harness.drivers.http import counting_bytes, read_response_start, stream_body
-from harness.errors import PeerError
-from harness.transport import StreamEnd
+from sockspec.drivers.http import counting_bytes, read_response_start, stream_body
+from sockspec.errors import PeerError
+from sockspec.transport import StreamEnd
 
 TIMEOUT = 5.0
 

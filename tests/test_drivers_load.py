@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from harness.drivers.load import (
+from sockspec.drivers.load import (
     close_without_sending,
     connect_burst,
     echo_then_close,
@@ -20,9 +20,9 @@ from harness.drivers.load import (
     settle_count,
     tcp_states_on_port,
 )
-from harness.errors import SockspecError
-from harness.reference.server import ReferenceServer
-from harness.transport import TcpAddress
+from sockspec.errors import SockspecError
+from sockspec.reference.server import ReferenceServer
+from sockspec.transport import TcpAddress
 
 IO_TIMEOUT = 5.0
 

@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from harness.drivers.streams import (
+from sockspec.drivers.streams import (
     LatencySummary,
     PacedSink,
     echo_many_at_once,
@@ -18,8 +18,8 @@ from harness.drivers.streams import (
     send_in_pieces,
     send_with_fin,
 )
-from harness.reference.server import ReferenceServer
-from harness.transport import StreamEnd, TcpAddress, UnixAddress
+from sockspec.reference.server import ReferenceServer
+from sockspec.transport import StreamEnd, TcpAddress, UnixAddress
 
 IO_TIMEOUT = 5.0
 

@@ -94,7 +94,7 @@ def test_server_exiting_at_start_is_reported_at_once():
 
 def write_targets(tmp_path: Path) -> Path:
     python = sys.executable
-    reference = f'"{python}", "-m", "harness.reference.server", "--profile", "echo"'
+    reference = f'"{python}", "-m", "sockspec.reference.server", "--profile", "echo"'
     text = f"""
 [[server]]
 name = "good"
@@ -150,8 +150,7 @@ def test_reproduce_command_runs_exactly_one_item(tmp_path):
 
 def test_plain_pytest_family_marker_and_k_selection():
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "scenarios", "-p", "harness.pytest_plugin",
-         "-p", "no:cacheprovider", "-m", "basic", "-k", "unix", "-q", "--co"],
+        [sys.executable, "-m", "pytest", "scenarios", "-p", "no:cacheprovider", "-m", "basic", "-k", "unix", "-q", "--co"],
         cwd=PROJECT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     items = [line for line in proc.stdout.splitlines() if "::" in line]
@@ -166,7 +165,7 @@ def test_connect_target_is_not_started_or_stopped(tmp_path):
     port = port_probe.getsockname()[1]
     port_probe.close()
     server = subprocess.Popen(
-        [sys.executable, "-m", "harness.reference.server", "--profile", "echo", "-p", str(port)],
+        [sys.executable, "-m", "sockspec.reference.server", "--profile", "echo", "-p", str(port)],
         cwd=PROJECT, start_new_session=True, stdin=subprocess.DEVNULL)
     try:
         outcome = run_sockspec("--connect", f"tcp:127.0.0.1:{port}", "--profile", "echo")

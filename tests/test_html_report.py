@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from report_samples import HINT, RUN, item, large_document, mixed_document, sample_document
 
-from reports.charts import format_number, value_axis
-from reports.compare import compare_documents
-from reports.html import render_html, write_report_files
-from reports.results import ResultsFormatError, build_document, write_results
-from reports.view import build_matrices, build_matrix, failure_groups, normalise_results
+from sockspec.reports.charts import format_number, value_axis
+from sockspec.reports.compare import compare_documents
+from sockspec.reports.html import render_html, write_report_files
+from sockspec.reports.results import ResultsFormatError, build_document, write_results
+from sockspec.reports.view import build_matrices, build_matrix, failure_groups, normalise_results
 
 # ---------------------------------------------------------------- view model
 
@@ -248,9 +248,9 @@ def test_chart_helpers():
 
 
 def test_benchmark_file_is_shown_with_ratios_and_goals(tmp_path):
-    from reports.bench import load_bench
-    from reports.html import write_report_files
-    from reports.results import ResultsFormatError, build_document, write_results
+    from sockspec.reports.bench import load_bench
+    from sockspec.reports.html import write_report_files
+    from sockspec.reports.results import ResultsFormatError, build_document, write_results
 
     results = tmp_path / "r.json"
     write_results(results, build_document({"started": "now"}, [], []))

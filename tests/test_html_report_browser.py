@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from report_samples import baseline_document, mixed_document
 
-from reports.html import write_html_report
+from sockspec.reports.html import write_html_report
 
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_DEADLINE_S = 25.0

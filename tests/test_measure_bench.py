@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.allocate import PortAllocator
-from harness.errors import UsageError
-from harness.measure import baselines, bench
-from harness.measure.bench_report import SCHEMA, Goal, compare, document, table
-from harness.measure.latency import PingPongRequest, run_ping_pong
-from harness.transport import TcpAddress
+from sockspec.errors import UsageError
+from sockspec.measure import baselines, bench
+from sockspec.measure.bench.report import SCHEMA, Goal, compare, document, table
+from sockspec.measure.latency import PingPongRequest, run_ping_pong
+from sockspec.transport import TcpAddress
+from sockspec.under_test.ports import PortAllocator
 
 
 def sequence(values):

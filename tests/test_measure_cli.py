@@ -1,4 +1,4 @@
-"""python -m harness.measure: measurements from the command line, bad input refused up front."""
+"""python -m sockspec.measure: measurements from the command line, bad input refused up front."""
 
 import json
 import subprocess
@@ -7,7 +7,7 @@ import sys
 import pytest
 from measure_servers import ScriptedServer, close_at_once, echo
 
-from harness.measure.cli import main
+from sockspec.measure.cli import main
 
 
 @pytest.mark.parametrize("argv", [
@@ -63,7 +63,7 @@ def test_impossible_requests_are_one_line_and_exit_2(argv, words, capsys):
 
 
 def test_the_module_runs_as_a_command():
-    done = subprocess.run([sys.executable, "-m", "harness.measure", "concurrent",
+    done = subprocess.run([sys.executable, "-m", "sockspec.measure", "concurrent",
                            "tcp:127.0.0.1:9", "-n", "0"], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2 and done.stdout == ""

@@ -17,7 +17,7 @@ from measure_servers import (
     start_epoll_echo,
 )
 
-from harness.measure.concurrent import (
+from sockspec.measure.concurrent import (
     ConnectionHolder,
     HoldRequest,
     HoldResult,
@@ -25,14 +25,14 @@ from harness.measure.concurrent import (
     merge_results,
     token_for,
 )
-from harness.measure.coordinator import (
+from sockspec.measure.coordinator import (
     Coordinator,
     GeneratorError,
     merge_latency,
     ping_pong_params,
 )
-from harness.measure.latency import PingPongRequest
-from harness.measure.plan import ImpossibleLoad
+from sockspec.measure.latency import PingPongRequest
+from sockspec.measure.plan import ImpossibleLoad
 
 SETUP_TIMEOUT = 20.0
 
@@ -168,7 +168,7 @@ def test_100k_concurrent_connections_against_a_multi_process_python_server():
 def test_a_low_soft_fd_limit_is_raised_towards_the_hard_one():
     import resource
 
-    from harness.measure.sockets import ensure_fd_room
+    from sockspec.measure.sockets import ensure_fd_room
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:

@@ -17,11 +17,11 @@ from measure_servers import (
     raise_from_a_signal_handler,
 )
 
-from harness.errors import UsageError
-from harness.measure import native_connrate
-from harness.measure.connrate import ConnRateRequest, run_connection_rate
-from harness.measure.plan import ImpossibleLoad
-from harness.transport import TcpAddress
+from sockspec.errors import UsageError
+from sockspec.measure import native_connrate
+from sockspec.measure.connrate import ConnRateRequest, run_connection_rate
+from sockspec.measure.plan import ImpossibleLoad
+from sockspec.transport import TcpAddress
 
 
 @pytest.mark.parametrize("where", [{}, {"unix": True}, {"host": "::1"}],

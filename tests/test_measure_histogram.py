@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from harness.measure.histogram import (
+from sockspec.measure.histogram import (
     HIGHEST_NS,
     NS_PER_MS,
     LatencyHistogram,

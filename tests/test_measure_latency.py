@@ -18,19 +18,19 @@ from measure_servers import (
     raise_from_a_signal_handler,
 )
 
-from harness.errors import UsageError
-from harness.measure import native_loop
-from harness.measure.histogram import NS_PER_MS, LatencyHistogram
-from harness.measure.latency import (
+from sockspec.errors import UsageError
+from sockspec.measure import native_loop
+from sockspec.measure.histogram import NS_PER_MS, LatencyHistogram
+from sockspec.measure.latency import (
     Exchange,
     OpenLoopSchedule,
     PingPongRequest,
     message_for,
     run_ping_pong,
 )
-from harness.measure.native_loop import native_available
-from harness.measure.plan import ImpossibleLoad
-from harness.transport import TcpAddress
+from sockspec.measure.native_loop import native_available
+from sockspec.measure.plan import ImpossibleLoad
+from sockspec.transport import TcpAddress
 
 REQUEST_TIMEOUT = 5.0
 

@@ -12,12 +12,12 @@ from dataclasses import asdict
 import pytest
 from measure_servers import SERVER_READY_TIMEOUT, start_epoll_echo
 
-from harness.errors import AddressError
-from harness.measure import netns
-from harness.measure.concurrent import HoldRequest, HoldResult, merge_results
-from harness.measure.coordinator import Coordinator, merge_latency, ping_pong_params
-from harness.measure.latency import PingPongRequest
-from harness.measure.sockets import resolve_destination
+from sockspec.errors import AddressError
+from sockspec.measure import netns
+from sockspec.measure.concurrent import HoldRequest, HoldResult, merge_results
+from sockspec.measure.coordinator import Coordinator, merge_latency, ping_pong_params
+from sockspec.measure.latency import PingPongRequest
+from sockspec.measure.sockets import resolve_destination
 
 JOB_TIMEOUT = 60.0
 

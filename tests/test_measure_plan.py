@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from harness.errors import UsageError
-from harness.measure.plan import (
+from sockspec.errors import UsageError
+from sockspec.measure.plan import (
     LOOPBACK_V4_SOURCES,
     MAX_MESSAGE_BYTES,
     HostLimits,
@@ -14,7 +14,7 @@ from harness.measure.plan import (
     plan_connections,
     source_for,
 )
-from harness.measure.settings import MeasureSizes, check_environment
+from sockspec.measure.settings import MeasureSizes, check_environment
 
 # This machine: RLIMIT_NOFILE 20000 (hard), ports 32768-60999, plenty of memory.
 HERE = HostLimits(fd_limit=20000, port_range=28232, mem_available=20 * 2**30)

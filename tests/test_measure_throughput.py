@@ -5,8 +5,8 @@ import socket
 import pytest
 from measure_servers import ScriptedServer, echo, echo_corrupted
 
-from harness.measure.plan import ImpossibleLoad
-from harness.measure.throughput import (
+from sockspec.measure.plan import ImpossibleLoad
+from sockspec.measure.throughput import (
     ThroughputRequest,
     pattern_block,
     run_download_throughput,
@@ -14,9 +14,9 @@ from harness.measure.throughput import (
     stream_digest,
     write_pattern_file,
 )
-from harness.reference.server import ReferenceServer
-from harness.reference.stream_digest import bytes_digest
-from harness.transport import StreamEnd, TcpAddress
+from sockspec.reference.server import ReferenceServer
+from sockspec.reference.stream_digest import bytes_digest
+from sockspec.transport import StreamEnd, TcpAddress
 
 SIZE = 4 * 1024 * 1024 + 123  # not a multiple of the 1 MiB block
 

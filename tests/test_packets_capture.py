@@ -15,13 +15,13 @@ import pytest
 from packets_support import faulty_cmd, sockspec_run
 from sockspec_runner import PROJECT
 
-from harness.allocate import PortAllocator
-from harness.packets.capture import PacketCapture, capture_unavailable_reason, write_pcap
-from harness.packets.summary import summarize
-from harness.packets.summary_text import cite, describe
-from harness.process import LaunchSpec, ServerProcess
-from harness.reference.client import ping_pong
-from harness.transport import TcpAddress
+from sockspec.packets.capture import PacketCapture, capture_unavailable_reason, write_pcap
+from sockspec.packets.summary import summarize
+from sockspec.packets.summary_text import cite, describe
+from sockspec.process import LaunchSpec, ServerProcess
+from sockspec.reference.client import ping_pong
+from sockspec.transport import TcpAddress
+from sockspec.under_test.ports import PortAllocator
 
 UNAVAILABLE = capture_unavailable_reason("lo")
 pytestmark = pytest.mark.skipif(UNAVAILABLE is not None, reason=f"{UNAVAILABLE}")

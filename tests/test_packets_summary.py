@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.packets.frames import (
+from sockspec.packets.frames import (
     ACK,
     FIN,
     PSH,
@@ -16,8 +16,8 @@ from harness.packets.frames import (
     tcp_flags,
     tcp_payload,
 )
-from harness.packets.summary import EndTracker, summarize
-from harness.packets.summary_text import MAX_CONNECTIONS_LISTED, cite, describe
+from sockspec.packets.summary import EndTracker, summarize
+from sockspec.packets.summary_text import MAX_CONNECTIONS_LISTED, cite, describe
 
 SERVER = Endpoint("127.0.0.1", 5000)
 CLIENT = Endpoint("127.0.0.1", 40000)

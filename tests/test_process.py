@@ -1,4 +1,4 @@
-"""harness.process against the hostile fixture servers: every outcome is clear,
+"""sockspec.process against the hostile fixture servers: every outcome is clear,
 bounded in time, and leaves no process, socket file or oversized log behind."""
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import process
-from harness.allocate import PortAllocator
-from harness.errors import AddressError, ConnectError, ServerStartError
-from harness.process import (
+from sockspec import process
+from sockspec.errors import AddressError, ConnectError, ServerStartError
+from sockspec.process import (
     LOG_FILE_CAP,
     LaunchSpec,
     ProcInfo,
@@ -30,7 +29,7 @@ from harness.process import (
     stop_all,
     wait_until_accepting,
 )
-from harness.transport import (
+from sockspec.transport import (
     Address,
     StreamEnd,
     TcpAddress,
@@ -40,6 +39,7 @@ from harness.transport import (
     read_until_end,
     send_all,
 )
+from sockspec.under_test.ports import PortAllocator
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = REPO / "fixtures" / "hostile"

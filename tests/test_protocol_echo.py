@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.protocol.echo import EchoBack, EchoSession, FinishWithFin, echo_until_fin
+from sockspec.protocol.echo import EchoBack, EchoSession, FinishWithFin, echo_until_fin
 
 
 def test_each_chunk_is_owed_back_whole() -> None:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from harness.protocol.http import (
+from sockspec.protocol.http import (
     MAX_HEAD_BYTES,
     ConnectionClosed,
     NeedData,

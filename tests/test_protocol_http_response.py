@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import PeerError
-from harness.protocol.http_response import (
+from sockspec.errors import PeerError
+from sockspec.protocol.http_response import (
     NEED_DATA,
     MalformedResponse,
     ResponseHeadParser,

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import AddressError, ConnectError, PeerError, UsageError
-from harness.protocol.http_response import MalformedResponse
-from harness.reference import client
-from harness.reference.client import (
+from sockspec.errors import AddressError, ConnectError, PeerError, UsageError
+from sockspec.protocol.http_response import MalformedResponse
+from sockspec.reference import client
+from sockspec.reference.client import (
     download,
     echo_roundtrip,
     fetch,
@@ -33,8 +33,8 @@ from harness.reference.client import (
     ping_pong,
     upload_file,
 )
-from harness.reference.stream_digest import StreamDigest, bytes_digest
-from harness.transport import Address, StreamEnd, TcpAddress, UnixAddress
+from sockspec.reference.stream_digest import StreamDigest, bytes_digest
+from sockspec.transport import Address, StreamEnd, TcpAddress, UnixAddress
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PEER_TIMEOUT_S = 10.0      # bound on every blocking call a peer makes
@@ -543,7 +543,7 @@ def test_ping_pong_detects_a_wrong_echo() -> None:
 def run_cli(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     """Run the client command in its own process group, killed on any way out."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness.reference.client", *args],
+        [sys.executable, "-m", "sockspec.reference.client", *args],
         cwd=PROJECT_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, start_new_session=True,
     )

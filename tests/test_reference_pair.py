@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from reference_support import TRANSPORTS, RunningServer, running_server
 
-from harness.errors import PeerError
-from harness.reference.client import (
+from sockspec.errors import PeerError
+from sockspec.reference.client import (
     download,
     echo_roundtrip,
     fetch,
@@ -25,7 +25,7 @@ from harness.reference.client import (
     ping_pong,
     upload_file,
 )
-from harness.transport import StreamEnd
+from sockspec.transport import StreamEnd
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CLIENT_TIMEOUT_S = 15.0  # generous: a busy 2-core machine; only "did not hang" matters
@@ -127,7 +127,7 @@ def test_cli_get_of_a_file(
 ) -> None:
     output = tmp_path / "got.bin"
     process = subprocess.Popen(
-        [sys.executable, "-m", "harness.reference.client", "get", str(http_server.address),
+        [sys.executable, "-m", "sockspec.reference.client", "get", str(http_server.address),
          "/f100003.bin", "-o", str(output), "--expect-length", "100003",
          "--expect-digest", file_digest(served_root / "f100003.bin")],
         cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -33,9 +33,9 @@ from reference_support import (
     wait_until_accepting,
 )
 
-from harness.errors import ConnectError
-from harness.reference.server import ReferenceServer
-from harness.transport import (
+from sockspec.errors import ConnectError
+from sockspec.reference.server import ReferenceServer
+from sockspec.transport import (
     StreamEnd,
     TcpAddress,
     UnixAddress,

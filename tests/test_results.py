@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from reports.results import (
+from sockspec.reports.results import (
     SCHEMA,
     ResultCollector,
     ResultsFormatError,

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.allocate import PortAllocator
-from harness.errors import ServerStartError
-from harness.servers import PORT_ATTEMPTS, StartPolicy, start_server
-from harness.targets import Target, builtin_targets
+from sockspec.errors import ServerStartError
+from sockspec.targets.servers import Target, builtin_targets
+from sockspec.under_test.ports import PortAllocator
+from sockspec.under_test.server import PORT_ATTEMPTS, StartPolicy, start_server
 
 POLICY = StartPolicy(ready_timeout=10.0, lifetime=60.0)
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import TargetConfigError, UsageError
-from harness.targets import (
+from sockspec.errors import TargetConfigError, UsageError
+from sockspec.targets.servers import (
     adhoc_target,
     builtin_targets,
     load_targets,

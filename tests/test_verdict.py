@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.verdict import ScenarioFailed, expect, expect_same_bytes, first_difference
+from sockspec.verdict import ScenarioFailed, expect, expect_same_bytes, first_difference
 
 
 def test_first_difference():

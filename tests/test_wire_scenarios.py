@@ -12,11 +12,11 @@ import subprocess
 import pytest
 from packets_support import faulty_cmd, sockspec_run
 
-from harness.drivers.wire import wire_unavailable_reason
-from harness.iproute import in_private_network_namespace
-from harness.packets.frames import ACK, FIN, PSH, RST, SYN, Endpoint, Segment
-from harness.packets.lab import wire_lab
-from harness.packets.wire import WireFlow
+from sockspec.drivers.wire import wire_unavailable_reason
+from sockspec.iproute import in_private_network_namespace
+from sockspec.packets.frames import ACK, FIN, PSH, RST, SYN, Endpoint, Segment
+from sockspec.packets.lab import wire_lab
+from sockspec.packets.wire import WireFlow
 
 SERVER = Endpoint("127.0.0.1", 8080)
 CLIENT = Endpoint("10.1.2.2", 45000)

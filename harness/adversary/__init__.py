@@ -5,9 +5,9 @@ to do; ``AdversaryServer`` (server.py) listens in a thread and serves every
 connection as planned (connection.py), keeping a log of what it did as evidence.
 """
 
-from harness.adversary.connection import ConnectionLog
-from harness.adversary.plan import Dribble, Ending, FileBody, Listening, Plan
-from harness.adversary.server import AdversaryServer, max_length_unix_path
+from sockspec.adversary.connection import ConnectionLog
+from sockspec.adversary.plan import Dribble, Ending, FileBody, Listening, Plan
+from sockspec.adversary.server import AdversaryServer, max_length_unix_path
 
 __all__ = ["AdversaryServer", "ConnectionLog", "Dribble", "Ending", "FileBody", "Listening",
            "Plan", "max_length_unix_path"]

@@ -1,7 +1,7 @@
 """One connection of the harness's server, carried out as its Plan says.
 
-The reference server's pieces do the ordinary work (harness.reference.connection:
-read_request, send_file, close_gracefully; harness.protocol: what is owed). The
+The reference server's pieces do the ordinary work (sockspec.reference.connection:
+read_request, send_file, close_gracefully; sockspec.protocol: what is owed). The
 plan bends three things: how much of what is owed is sent (``stop_after``), how
 it is written (``Dribble``), and how the connection ends (``Ending``). Every
 wait is bounded by ``plan.hold_limit_s``; setting ``stop`` (and shutting the
@@ -19,11 +19,11 @@ import threading
 import time
 from dataclasses import dataclass
 
-from harness.adversary.plan import Dribble, Ending, FileBody, Plan, head_without_length
-from harness.protocol import http
-from harness.protocol.echo import ECHO_BUFFER_BYTES, EchoSession, FinishWithFin
-from harness.reference import connection as reference
-from harness.transport import abort, describe_os_error
+from sockspec.adversary.plan import Dribble, Ending, FileBody, Plan, head_without_length
+from sockspec.protocol import http
+from sockspec.protocol.echo import ECHO_BUFFER_BYTES, EchoSession, FinishWithFin
+from sockspec.reference import connection as reference
+from sockspec.transport import abort, describe_os_error
 
 
 class Stopped(Exception):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from harness.targets import PROFILES
+from sockspec.targets.servers import PROFILES
 
 
 class Ending(enum.Enum):

@@ -1,7 +1,7 @@
 """AdversaryServer: the harness plays the server, in a thread, to judge a client.
 
-The listener is the reference server's (harness.reference.listener); each
-accepted connection is served by harness.adversary.connection in its own
+The listener is the reference server's (sockspec.reference.listener); each
+accepted connection is served by sockspec.adversary.connection in its own
 thread, as a Plan says. ``Listening`` bends the accept side: a full accept
 queue, accepting late, or never.
 
@@ -21,10 +21,10 @@ import threading
 import time
 from pathlib import Path
 
-from harness.adversary.connection import ConnectionLog, serve_connection
-from harness.adversary.plan import Listening, Plan
-from harness.reference.listener import Listener, open_listener
-from harness.transport import UNIX_PATH_MAX, Address, TcpAddress
+from sockspec.adversary.connection import ConnectionLog, serve_connection
+from sockspec.adversary.plan import Listening, Plan
+from sockspec.reference.listener import Listener, open_listener
+from sockspec.transport import UNIX_PATH_MAX, Address, TcpAddress
 
 MAX_CONNECTIONS = 8          # a client under test makes one; a few retries are fine
 FILLER_CONNECT_TIMEOUT = 2.0

@@ -13,11 +13,11 @@ import socket
 import time
 from dataclasses import dataclass
 
-from harness.errors import PeerError
-from harness.protocol.http_response import NEED_DATA, ResponseHead, ResponseHeadParser
-from harness.reference.client_streams import InactivityClock, recv_some
-from harness.reference.http_fetch import build_get_request
-from harness.transport import StreamEnd, send_all
+from sockspec.errors import PeerError
+from sockspec.protocol.http_response import NEED_DATA, ResponseHead, ResponseHeadParser
+from sockspec.reference.client_streams import InactivityClock, recv_some
+from sockspec.reference.http_fetch import build_get_request
+from sockspec.transport import StreamEnd, send_all
 
 # One reusable receive buffer: large bodies stream through it and are never kept.
 BODY_BUFFER_BYTES = 1024 * 1024

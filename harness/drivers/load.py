@@ -19,11 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.drivers.streams import parse_small_response
-from harness.errors import SockspecError
-from harness.reference.client import fetch
-from harness.servers import ServerUnderTest
-from harness.transport import (
+from sockspec.drivers.streams import parse_small_response
+from sockspec.errors import SockspecError
+from sockspec.reference.client import fetch
+from sockspec.transport import (
     Address,
     TcpAddress,
     abort,
@@ -33,6 +32,7 @@ from harness.transport import (
     recv_exactly,
     send_all,
 )
+from sockspec.under_test.server import ServerUnderTest
 
 POLL_INTERVAL_S = 0.02
 # Payload bytes for fills: printable, no NUL/CR/LF, so only the amount matters.

@@ -21,9 +21,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.errors import PeerError, SockspecError
-from harness.protocol.http_response import MalformedResponse, ResponseHead, parse_response_head
-from harness.transport import (
+from sockspec.errors import PeerError, SockspecError
+from sockspec.protocol.http_response import MalformedResponse, ResponseHead, parse_response_head
+from sockspec.transport import (
     Address,
     StreamEnd,
     connect,

@@ -1,10 +1,10 @@
 """Wire-level scenarios' shared setup: the target in a private namespace, a crafted client.
 
-``wire_session(server, packet_evidence)`` builds a harness.packets.lab.WireLab,
+``wire_session(server, packet_evidence)`` builds a sockspec.packets.lab.WireLab,
 starts a second copy of the server under test inside it (same target, same
 command line, listening on 127.0.0.1 of the namespace, or for tcp6 on an IPv6
 address of it), records the packets on the server's veth end, and opens a
-harness.packets.wire.WireClient. On exit it
+sockspec.packets.wire.WireClient. On exit it
 hands the capture to the ``packet_evidence`` fixture (so the pcap and the
 packet summary land in the results like any capture), stops the server and
 deletes the namespace, whatever happened.
@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness.allocate import PortAllocator
-from harness.drivers.load import Probe, probe_service
-from harness.packets.capture import CaptureUnavailable, PacketCapture, capture_unavailable_reason
-from harness.packets.lab import WireLab, WireLabUnavailable, unavailable_reason, wire_lab
-from harness.packets.wire import WireClient, WireFlow
-from harness.servers import ServerUnderTest, start_server
+from sockspec.drivers.load import Probe, probe_service
+from sockspec.packets.capture import CaptureUnavailable, PacketCapture, capture_unavailable_reason
+from sockspec.packets.lab import WireLab, WireLabUnavailable, unavailable_reason, wire_lab
+from sockspec.packets.wire import WireClient, WireFlow
+from sockspec.under_test.ports import PortAllocator
+from sockspec.under_test.server import ServerUnderTest, start_server
 
 # The server's last packets (its FIN, an RST) arrive within microseconds on a
 # veth; this only covers a busy machine before the capture is stopped.
@@ -48,12 +48,12 @@ class WireSession:
         """A crafted connection with its handshake done; fails the scenario if refused."""
         flow = self.client.flow()
         if not self.client.connect(flow, timeout):
-            from harness.verdict import fail
+            from sockspec.verdict import fail
 
             fail(f"the server in the namespace did not answer a SYN within {timeout:g} s",
                  **self.server_facts())
         if flow.server_rst:
-            from harness.verdict import fail
+            from sockspec.verdict import fail
 
             fail("the server refused the connection (RST to the SYN)", **self.server_facts())
         return flow

@@ -1,5 +1,5 @@
 import sys
 
-from harness.measure.cli import main
+from sockspec.measure.cli import main
 
 sys.exit(main())

@@ -1,10 +1,10 @@
-"""``python -m harness.measure``: the measurements on their own, against any loopback server.
+"""``python -m sockspec.measure``: the measurements on their own, against any loopback server.
 
-    python -m harness.measure latency tcp:127.0.0.1:8080 [--size 64] [--count 100000]
+    python -m sockspec.measure latency tcp:127.0.0.1:8080 [--size 64] [--count 100000]
         [--warmup 5000] [--rate 2000] [--cpus 1] [--generators 2] [--json out.json]
-    python -m harness.measure connrate tcp:127.0.0.1:8080 [--seconds 5] [--generators 2]
-    python -m harness.measure concurrent tcp:127.0.0.1:8080 [ADDRESS ...] -n 50000
-    python -m harness.measure throughput tcp:127.0.0.1:8080 [--bytes 1073741824] [--no-verify]
+    python -m sockspec.measure connrate tcp:127.0.0.1:8080 [--seconds 5] [--generators 2]
+    python -m sockspec.measure concurrent tcp:127.0.0.1:8080 [ADDRESS ...] -n 50000
+    python -m sockspec.measure throughput tcp:127.0.0.1:8080 [--bytes 1073741824] [--no-verify]
 
 Prints one summary line and the metrics (the results-JSON names); ``--json``
 writes them too. Impossible requests are refused before any connection with
@@ -18,14 +18,14 @@ import json
 import sys
 from pathlib import Path
 
-from harness.errors import SockspecError, UsageError
-from harness.measure.concurrent import hold_concurrent
-from harness.measure.connrate import ConnRateRequest, run_connection_rate
-from harness.measure.coordinator import Coordinator, merge_latency, ping_pong_params
-from harness.measure.histogram import merge_encoded
-from harness.measure.latency import PingPongRequest, run_ping_pong
-from harness.measure.native_loop import ENGINES, resolve_engine
-from harness.measure.throughput import ThroughputRequest, run_echo_throughput
+from sockspec.errors import SockspecError, UsageError
+from sockspec.measure.concurrent import hold_concurrent
+from sockspec.measure.connrate import ConnRateRequest, run_connection_rate
+from sockspec.measure.coordinator import Coordinator, merge_latency, ping_pong_params
+from sockspec.measure.histogram import merge_encoded
+from sockspec.measure.latency import PingPongRequest, run_ping_pong
+from sockspec.measure.native_loop import ENGINES, resolve_engine
+from sockspec.measure.throughput import ThroughputRequest, run_echo_throughput
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m harness.measure", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m sockspec.measure", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     latency = commands.add_parser("latency", help="ping-pong latency (closed or open loop)")
     latency.add_argument("address")

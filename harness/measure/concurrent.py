@@ -1,9 +1,9 @@
 """Concurrent connections: N verified connections held at once, over as many processes as needed.
 
 Large N is spread over several generator processes and source addresses by
-harness.measure.plan (fd limit 20000 per process here, ~14k connections per
-(source, destination) pair), run through harness.measure.coordinator (execnet)
-and merged; one generator's loop is harness.measure.holder. ``hold_concurrent``
+sockspec.measure.plan (fd limit 20000 per process here, ~14k connections per
+(source, destination) pair), run through sockspec.measure.coordinator (execnet)
+and merged; one generator's loop is sockspec.measure.holder. ``hold_concurrent``
 does the whole thing and samples the server's RSS while everything is held.
 """
 
@@ -13,22 +13,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from harness.measure.holder import (
+from sockspec.measure.holder import (
     ConnectionHolder,
     HoldRequest,
     HoldResult,
     merge_results,
     token_for,
 )
-from harness.measure.plan import (
+from sockspec.measure.plan import (
     ConnectionPlan,
     ImpossibleLoad,
     loopback_sources,
     plan_connections,
     read_host_limits,
 )
-from harness.measure.sockets import resolve_destination
-from harness.transport import Address
+from sockspec.measure.sockets import resolve_destination
+from sockspec.transport import Address
 
 __all__ = ["ConcurrentResult", "ConnectionHolder", "HoldRequest", "HoldResult",
            "hold_concurrent", "merge_results", "plan_for", "token_for"]
@@ -113,7 +113,7 @@ def hold_concurrent(
         finally:
             holder.release()
         return ConcurrentResult(n, hold, plan, wall, before, held_rss)
-    from harness.measure.coordinator import Coordinator
+    from sockspec.measure.coordinator import Coordinator
 
     specs = list(gateway_specs or ["popen"] * plan.generators)
     if len(specs) != plan.generators:

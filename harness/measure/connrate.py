@@ -7,7 +7,7 @@ mismatch) instead of ending the run. A server that refuses everything would
 turn the loop into a storm of instant failures, so the loop stops after
 ``max_failures`` of them and says so.
 
-Two engines, as for latency: "native" (harness.measure.native_connrate, compiled
+Two engines, as for latency: "native" (sockspec.measure.native_connrate, compiled
 with numba: a C client's cost per connection) and "python"; "auto" takes
 native when numba is installed.
 
@@ -24,18 +24,18 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from harness.measure.histogram import LatencyHistogram
-from harness.measure.latency import message_for
-from harness.measure.native_loop import resolve_engine
-from harness.measure.plan import ImpossibleLoad, check_cpus, check_positive
-from harness.measure.sockets import (
+from sockspec.measure.histogram import LatencyHistogram
+from sockspec.measure.latency import message_for
+from sockspec.measure.native_loop import resolve_engine
+from sockspec.measure.plan import ImpossibleLoad, check_cpus, check_positive
+from sockspec.measure.sockets import (
     RST_LINGER,
     failure_name,
     pinned,
     resolve_destination,
     set_io_timeouts,
 )
-from harness.transport import Address, TcpAddress
+from sockspec.transport import Address, TcpAddress
 
 DEFAULT_MAX_FAILURES = 1000
 # Nagle holds a small segment back only while earlier data is unacknowledged, so a
@@ -72,7 +72,7 @@ class ConnRateRequest:
         """Validate, and compile the native engine if it will run (before any clock)."""
         self.validate()
         if resolve_engine(self.engine) == "native":
-            from harness.measure.native_connrate import compile_native_connrate
+            from sockspec.measure.native_connrate import compile_native_connrate
 
             compile_native_connrate()
 
@@ -123,7 +123,7 @@ def _run(target: Address, request: ConnRateRequest) -> ConnRateResult:
 
 def _run_native(target: Address, request: ConnRateRequest, payload: bytes, nodelay: bool
                 ) -> ConnRateResult:
-    from harness.measure.native_connrate import run_native_connection_rate
+    from sockspec.measure.native_connrate import run_native_connection_rate
 
     started = time.perf_counter_ns()
     run = run_native_connection_rate(

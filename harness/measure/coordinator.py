@@ -5,7 +5,7 @@ gateway spec and talks to it over a channel:
 
 * ``popen``: a local process;
 * ``popen//python=ip netns exec NS /path/to/python``: a process inside network
-  namespace NS (the "multi-host" lab of harness.measure.netns);
+  namespace NS (the "multi-host" lab of sockspec.measure.netns);
 * ``ssh=HOST//python=python3``: another host (execnet's own syntax; the remote
   needs this project importable at the same path or on PYTHONPATH).
 
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import execnet
 
-from harness.errors import SockspecError
-from harness.measure.histogram import LatencyHistogram, merge_encoded
+from sockspec.errors import SockspecError
+from sockspec.measure.histogram import LatencyHistogram, merge_encoded
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LIFETIME_S = 600
@@ -43,7 +43,7 @@ if __name__ == "__channelexec__":
     config = channel.receive()
     sys.path.insert(0, config["project_root"])
     signal.alarm(int(config["lifetime_s"]))  # default SIGALRM action ends this process
-    from harness.measure.coordinator import serve_generator
+    from sockspec.measure.coordinator import serve_generator
     serve_generator(channel)
 """
 
@@ -180,7 +180,7 @@ def _ready_then_go(channel) -> None:
 
 
 def _job_hold(channel, params: dict) -> None:
-    from harness.measure.holder import ConnectionHolder, HoldRequest
+    from sockspec.measure.holder import ConnectionHolder, HoldRequest
 
     request = HoldRequest(**{k: tuple(v) if isinstance(v, list) else v
                              for k, v in params.items()})
@@ -196,7 +196,7 @@ def _job_hold(channel, params: dict) -> None:
 
 
 def _job_ping_pong(channel, params: dict) -> None:
-    from harness.measure.latency import PingPongRequest, run_ping_pong
+    from sockspec.measure.latency import PingPongRequest, run_ping_pong
 
     address = params.pop("address")
     cpus = params.pop("cpus", None)
@@ -212,7 +212,7 @@ def _job_ping_pong(channel, params: dict) -> None:
 
 
 def _job_conn_rate(channel, params: dict) -> None:
-    from harness.measure.connrate import ConnRateRequest, run_connection_rate
+    from sockspec.measure.connrate import ConnRateRequest, run_connection_rate
 
     address = params.pop("address")
     cpus = params.pop("cpus", None)

@@ -8,7 +8,7 @@ connections is caught). Source addresses are bound with IP_BIND_ADDRESS_NO_PORT
 so the kernel still picks the port per 4-tuple at connect() (each (source,
 destination) pair has its own 28232 ports). Connections are then held open
 until ``release()``, which closes them with RST (SO_LINGER 0) so a test leaves
-no TIME_WAIT sockets behind. harness.measure.concurrent runs several of these.
+no TIME_WAIT sockets behind. sockspec.measure.concurrent runs several of these.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from harness.measure.plan import ImpossibleLoad, check_positive, source_for
-from harness.measure.sockets import (
+from sockspec.measure.plan import ImpossibleLoad, check_positive, source_for
+from sockspec.measure.sockets import (
     IP_BIND_ADDRESS_NO_PORT,
     RST_LINGER,
     ensure_fd_room,

@@ -15,7 +15,7 @@ send) is kept alongside.
 
 Samples go into a preallocated array during the run and into an HdrHistogram
 afterwards. Two engines run both loops: "native" (compiled with numba,
-harness.measure.native_loop: a C client's cost per round trip) and "python"
+sockspec.measure.native_loop: a C client's cost per round trip) and "python"
 (os.write/os.read: ~0.4 µs more per round trip). "auto" takes native when numba
 is installed.
 """
@@ -27,9 +27,9 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from harness.errors import UsageError
-from harness.measure.histogram import LatencyHistogram
-from harness.measure.native_loop import (
+from sockspec.errors import UsageError
+from sockspec.measure.histogram import LatencyHistogram
+from sockspec.measure.native_loop import (
     SPIN_BELOW_NS,
     NativeRun,
     compile_native_loops,
@@ -37,15 +37,15 @@ from harness.measure.native_loop import (
     run_closed_loop,
     run_open_loop,
 )
-from harness.measure.plan import check_cpus, check_ping_pong, check_positive
-from harness.measure.sockets import (
+from sockspec.measure.plan import check_cpus, check_ping_pong, check_positive
+from sockspec.measure.sockets import (
     failure_name,
     open_stream,
     pinned,
     resolve_destination,
     set_io_timeouts,
 )
-from harness.transport import Address
+from sockspec.transport import Address
 
 _NEVER = 1 << 62
 

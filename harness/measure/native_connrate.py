@@ -23,9 +23,9 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from harness.measure.native_loop import END_OF_FILE_ERROR, libc_calls, native_io
-from harness.measure.sockets import errno_failure
-from harness.transport import Address, TcpAddress
+from sockspec.measure.native_loop import END_OF_FILE_ERROR, libc_calls, native_io
+from sockspec.measure.sockets import errno_failure
+from sockspec.transport import Address, TcpAddress
 
 # State shared with the compiled loop (int64 slots), so an interrupted call resumes.
 FILLED, ATTEMPTED, STATUS, ERRNO, STAGE, GOT, FD, PHASE, SENT, BEGAN_NS = range(10)

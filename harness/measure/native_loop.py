@@ -23,7 +23,7 @@ import functools
 import importlib.util
 from dataclasses import dataclass
 
-from harness.errors import UsageError
+from sockspec.errors import UsageError
 
 CLOCK_MONOTONIC = 1   # time.perf_counter_ns's clock on Linux, so budgets compare
 TIMER_ABSTIME = 1

@@ -28,8 +28,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from harness.errors import SockspecError
-from harness.iproute import IP_COMMAND_TIMEOUT_S, run_ip
+from sockspec.errors import SockspecError
+from sockspec.iproute import IP_COMMAND_TIMEOUT_S, run_ip
 
 IFNAMSIZ = 16  # interface names hold at most 15 characters plus the NUL
 

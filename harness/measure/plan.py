@@ -23,7 +23,7 @@ import os
 import resource
 from dataclasses import dataclass
 
-from harness.errors import UsageError
+from sockspec.errors import UsageError
 
 PAIR_SOFT_LIMIT = 14_000          # connections per (source, destination) pair
 FD_RESERVE = 10                   # stdio, epoll, execnet pipes, the odd log file

@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from harness.measure.plan import ImpossibleLoad
+from sockspec.measure.plan import ImpossibleLoad
 
 ENV_PREFIX = "SOCKSPEC_"
 
@@ -56,7 +56,7 @@ def check_environment(env: Mapping[str, str] | None = None) -> MeasureSizes:
     """Parse the SOCKSPEC_* sizes and check them against this host's limits, so that a
     `sockspec run` with an impossible size stops before any scenario (ImpossibleLoad,
     exit 2) instead of failing the same way in every measurement scenario."""
-    from harness.measure.plan import (
+    from sockspec.measure.plan import (
         LOOPBACK_V4_SOURCES,
         check_ping_pong,
         plan_connections,

@@ -17,9 +17,9 @@ import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from harness.errors import AddressError
-from harness.iproute import in_private_network_namespace
-from harness.transport import Address, TcpAddress, parse_address, set_io_timeouts
+from sockspec.errors import AddressError
+from sockspec.iproute import in_private_network_namespace
+from sockspec.transport import Address, TcpAddress, parse_address, set_io_timeouts
 
 __all__ = ["set_io_timeouts"]  # re-exported for the load loops
 

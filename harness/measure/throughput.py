@@ -19,17 +19,17 @@ import random
 import time
 from dataclasses import dataclass
 
-from harness.measure.plan import ImpossibleLoad, check_positive
-from harness.measure.sockets import open_stream, resolve_destination, set_io_timeouts
-from harness.reference.client_streams import (
+from sockspec.measure.plan import ImpossibleLoad, check_positive
+from sockspec.measure.sockets import open_stream, resolve_destination, set_io_timeouts
+from sockspec.reference.client_streams import (
     BackgroundSender,
     BodyCollector,
     InactivityClock,
     collect_until_end,
 )
-from harness.reference.http_fetch import fetch
-from harness.reference.stream_digest import StreamDigest
-from harness.transport import Address, StreamEnd, send_all
+from sockspec.reference.http_fetch import fetch
+from sockspec.reference.stream_digest import StreamDigest
+from sockspec.transport import Address, StreamEnd, send_all
 
 BLOCK_BYTES = 1024 * 1024
 PATTERN_SEED = 0x50C5  # fixed: the same bytes every run, so digests are comparable

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from harness.errors import SockspecError
-from harness.packets.frames import Segment, parse_frame
+from sockspec.errors import SockspecError
+from sockspec.packets.frames import Segment, parse_frame
 
 T = TypeVar("T")
 

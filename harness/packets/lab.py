@@ -45,8 +45,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from harness.errors import SockspecError
-from harness.iproute import run_ip
+from sockspec.errors import SockspecError
+from sockspec.iproute import run_ip
 
 T = TypeVar("T")
 

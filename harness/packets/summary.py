@@ -1,6 +1,6 @@
 """Facts from captured segments: who ended each connection and how, and where time went.
 
-Pure functions over Segment records (harness.packets.frames); no sockets, no
+Pure functions over Segment records (sockspec.packets.frames); no sockets, no
 files. The words shown beside a verdict are harness/packets/summary_text.py's. For each TCP connection to the server's port:
 - who sent FIN and who sent RST, when (seconds after the connection's first
   packet) and after how many bytes that side had sent;
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.packets.frames import ACK, FIN, RST, SYN, Endpoint, Segment
+from sockspec.packets.frames import ACK, FIN, RST, SYN, Endpoint, Segment
 
 SEQ_SPACE = 1 << 32
 # A gap inside one reply this long is worth reporting; a loopback reply segment

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 
-from harness.packets.summary import REPLY_GAP_REPORT_S, CaptureSummary, ConnectionFacts
+from sockspec.packets.summary import REPLY_GAP_REPORT_S, CaptureSummary, ConnectionFacts
 
 MAX_CONNECTIONS_LISTED = 6
 

@@ -4,7 +4,7 @@ WireFlow is the state of one crafted connection and is pure: it builds the
 next segment to send (sequence and acknowledgment numbers) and takes in the
 server's segments (reassembling its byte stream, noting FIN and RST, and
 saying what to acknowledge). WireClient is the thin I/O part: one AF_PACKET
-socket on the client end of a harness.packets.lab.WireLab, frames built with
+socket on the client end of a sockspec.packets.lab.WireLab, frames built with
 scapy, any number of flows told apart by their client port.
 
 Deliberately small: no window scaling, SACK or timestamps are offered in the
@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness.packets.capture import SOL_PACKET, attach_filter, port_filter
-from harness.packets.frames import ACK, FIN, PSH, RST, SYN, Segment, parse_frame, tcp_payload
-from harness.packets.lab import WireLab
+from sockspec.packets.capture import SOL_PACKET, attach_filter, port_filter
+from sockspec.packets.frames import ACK, FIN, PSH, RST, SYN, Segment, parse_frame, tcp_payload
+from sockspec.packets.lab import WireLab
 
 SEQ_SPACE = 1 << 32
 WINDOW_BYTES = 65535              # the largest window without the window-scale option

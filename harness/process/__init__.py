@@ -6,7 +6,7 @@ Everything that starts or stops a server goes through here: control.py
 same process-group control (run_client).
 """
 
-from harness.process.control import (
+from sockspec.process.control import (
     _LIVE_SERVERS,
     LaunchSpec,
     ServerProcess,
@@ -14,9 +14,9 @@ from harness.process.control import (
     describe_exit,
     stop_all,
 )
-from harness.process.output import LOG_FILE_CAP
-from harness.process.readiness import tcp_port_listened, wait_until_accepting
-from harness.process.tree import (
+from sockspec.process.output import LOG_FILE_CAP
+from sockspec.process.readiness import tcp_port_listened, wait_until_accepting
+from sockspec.process.tree import (
     TOKEN_ENV,
     ProcInfo,
     attribute_processes,

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from harness.errors import ClientStartError
-from harness.process.control import LaunchSpec, ServerProcess, describe_exit
-from harness.reference.stream_digest import StreamDigest
-from harness.transport import Address
+from sockspec.errors import ClientStartError
+from sockspec.process.control import LaunchSpec, ServerProcess, describe_exit
+from sockspec.reference.stream_digest import StreamDigest
+from sockspec.transport import Address
 
 KEEP_FIRST_BYTES = 1024 * 1024   # kept whole: enough to name the first differing offset
 KEEP_LAST_BYTES = 4096

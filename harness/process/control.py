@@ -1,9 +1,9 @@
 """ServerProcess: start a server under test, wait until it accepts, stop it for good.
 
 Readiness (the exact target address accepting, on a listener of the server's
-own) is probed by harness.process.readiness; output is drained by
-harness.process.output; which processes are the server's is decided by
-harness.process.tree.
+own) is probed by sockspec.process.readiness; output is drained by
+sockspec.process.output; which processes are the server's is decided by
+sockspec.process.tree.
 """
 
 
@@ -23,15 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Self
 
-from harness.errors import AddressError, ServerStartError, SockspecError
-from harness.iproute import in_private_network_namespace
-from harness.process.output import OutputDrain, open_logs
-from harness.process.readiness import (
+from sockspec.errors import AddressError, ServerStartError, SockspecError
+from sockspec.iproute import in_private_network_namespace
+from sockspec.process.output import OutputDrain, open_logs
+from sockspec.process.readiness import (
     listening_socket_inodes,
     tcp_port_listened,
     wait_until_accepting,
 )
-from harness.process.tree import (
+from sockspec.process.tree import (
     TOKEN_ENV,
     Identity,
     ProcInfo,
@@ -41,7 +41,7 @@ from harness.process.tree import (
     read_stat,
     send_signal,
 )
-from harness.transport import Address, UnixAddress
+from sockspec.transport import Address, UnixAddress
 
 WATCH_INTERVAL = 0.2            # seconds between ancestry snapshots / reaping / watchdog
 KILL_WAIT = 1.0                 # SIGKILL ends a task at once unless it sleeps in D state
@@ -188,7 +188,7 @@ class ServerProcess:
         """Start ``spec.argv`` in a new session and process group, output drained; no waiting.
 
         Shared by servers (start() then waits for readiness) and run-to-completion
-        clients (harness.process.client). Raises ``start_error`` with one line.
+        clients (sockspec.process.client). Raises ``start_error`` with one line.
         """
         if not spec.argv:
             raise start_error(f"{spec.name}: empty command line")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from harness.errors import ServerStartError
+from sockspec.errors import ServerStartError
 
 LOG_FILE_CAP = 1024 * 1024      # bytes per stream kept in its log file
 TAIL_KEEP = 64 * 1024           # bytes per stream kept in memory for *_tail()

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.errors import ConnectError
-from harness.transport import Address, TcpAddress, UnixAddress, connect
+from sockspec.errors import ConnectError
+from sockspec.transport import Address, TcpAddress, UnixAddress, connect
 
 CONNECT_ATTEMPT_TIMEOUT = 1.0   # a full TCP backlog drops SYNs; do not hang on one attempt
 

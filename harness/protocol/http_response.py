@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from harness.errors import PeerError
+from sockspec.errors import PeerError
 
 # A head larger than this is treated as garbage; real servers send a few hundred bytes.
 MAX_HEAD_BYTES: Final = 64 * 1024

@@ -1,12 +1,12 @@
 """Reference blocking client: echo (RFC 862) and HTTP/1.0 GET over TCP or Unix sockets.
 
-A library for scenarios and the command ``python -m harness.reference.client``
+A library for scenarios and the command ``python -m sockspec.reference.client``
 (the command line lives in ``client_cli.py``; HTTP in ``http_fetch.py``). Every
 function takes an address (``Address`` or text such as ``tcp:127.0.0.1:8080``,
 ``[::1]:8080``, ``unix:/tmp/s``), refuses anything that is not loopback, and
 bounds every wait by ``timeout`` seconds of inactivity. Results are dataclasses
 carrying evidence (byte counts, how the stream ended, digests, first differing
-offset) rather than booleans. Failures raise harness.errors types with one-line
+offset) rather than booleans. Failures raise sockspec.errors types with one-line
 messages: AddressError, ConnectError, PeerError, UsageError.
 """
 
@@ -18,8 +18,8 @@ import socket
 import time
 from dataclasses import dataclass
 
-from harness.errors import PeerError, SockspecError, UsageError
-from harness.reference.client_streams import (
+from sockspec.errors import PeerError, SockspecError, UsageError
+from sockspec.reference.client_streams import (
     BackgroundSender,
     BodyCollector,
     InactivityClock,
@@ -27,9 +27,9 @@ from harness.reference.client_streams import (
     first_difference,
     resolve_target,
 )
-from harness.reference.http_fetch import HttpResponse, build_get_request, download, fetch
-from harness.reference.stream_digest import StreamDigest, file_digest
-from harness.transport import (
+from sockspec.reference.http_fetch import HttpResponse, build_get_request, download, fetch
+from sockspec.reference.stream_digest import StreamDigest, file_digest
+from sockspec.transport import (
     Address,
     StreamEnd,
     connect,
@@ -244,8 +244,8 @@ def ping_pong(
 
 
 if __name__ == "__main__":
-    import sys
+    # `python -m sockspec.reference.client` runs the command line, which imports this
+    # library: run it by name, so that this module never imports its own command line.
+    import runpy
 
-    from harness.reference.client_cli import main
-
-    sys.exit(main())
+    runpy.run_module("sockspec.reference.client_cli", run_name="__main__", alter_sys=True)

@@ -1,4 +1,4 @@
-"""Command line of the reference client: ``python -m harness.reference.client``.
+"""Command line of the reference client: ``python -m sockspec.reference.client``.
 
     echo ADDRESS [--data TEXT | --file F] [--chunk N] [--no-half-close]
     get ADDRESS /PATH [-o OUTFILE] [--expect-length N] [--expect-digest D]
@@ -20,8 +20,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from harness.errors import PeerError, SockspecError, UsageError
-from harness.reference.client import (
+from sockspec.errors import PeerError, SockspecError, UsageError
+from sockspec.reference.client import (
     HttpResponse,
     download,
     echo_roundtrip,
@@ -29,8 +29,8 @@ from harness.reference.client import (
     ping_pong,
     upload_file,
 )
-from harness.reference.client_streams import BodySink
-from harness.transport import StreamEnd
+from sockspec.reference.client_streams import BodySink
+from sockspec.transport import StreamEnd
 
 DEFAULT_TIMEOUT_S = 10.0
 PROGRAM = "client"
@@ -70,7 +70,7 @@ _non_negative_int.__name__ = "non-negative integer"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog="python -m harness.reference.client", description=__doc__,
+    parser = _OneLineParser(prog="python -m sockspec.reference.client", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -12,10 +12,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from harness.errors import AddressError, SockspecError
-from harness.iproute import in_private_network_namespace
-from harness.reference.stream_digest import EvidenceWindow, StreamDigest
-from harness.transport import Address, StreamEnd, describe_os_error, half_close, parse_address
+from sockspec.errors import AddressError, SockspecError
+from sockspec.iproute import in_private_network_namespace
+from sockspec.reference.stream_digest import EvidenceWindow, StreamDigest
+from sockspec.transport import Address, StreamEnd, describe_os_error, half_close, parse_address
 
 RECV_BUFFER_BYTES = 1024 * 1024
 # When the reader is done the sender normally is too (the peer's FIN or the last

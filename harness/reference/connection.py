@@ -18,10 +18,10 @@ import sys
 import time
 from dataclasses import dataclass
 
-from harness.errors import UsageError
-from harness.protocol import http
-from harness.protocol.echo import ECHO_BUFFER_BYTES, echo_until_fin
-from harness.transport import set_io_timeouts
+from sockspec.errors import UsageError
+from sockspec.protocol import http
+from sockspec.protocol.echo import ECHO_BUFFER_BYTES, echo_until_fin
+from sockspec.transport import set_io_timeouts
 
 PROFILES = ("echo", "http")
 DEFAULT_IDLE_TIMEOUT = 30.0

@@ -2,7 +2,7 @@
 
 Bodies never sit in memory whole: they stream through one reusable 1 MiB
 buffer (recv_into), are hashed, and only their first and last few KiB are kept
-as evidence. Head parsing is the pure ``harness.protocol.http_response``.
+as evidence. Head parsing is the pure ``sockspec.protocol.http_response``.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import socket
 import time
 from dataclasses import dataclass
 
-from harness.errors import PeerError, UsageError
-from harness.protocol.http_response import NEED_DATA, ResponseHeadParser
-from harness.reference.client_streams import (
+from sockspec.errors import PeerError, UsageError
+from sockspec.protocol.http_response import NEED_DATA, ResponseHeadParser
+from sockspec.reference.client_streams import (
     RECV_BUFFER_BYTES,
     BodyCollector,
     BodySink,
@@ -22,8 +22,8 @@ from harness.reference.client_streams import (
     recv_some,
     resolve_target,
 )
-from harness.reference.stream_digest import StreamDigest
-from harness.transport import Address, StreamEnd, connect, send_all
+from sockspec.reference.stream_digest import StreamDigest
+from sockspec.transport import Address, StreamEnd, connect, send_all
 
 # After Content-Length bytes, read at most this much more before giving up on EOF.
 EXCESS_READ_LIMIT = 64 * 1024

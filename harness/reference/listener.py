@@ -16,8 +16,8 @@ import socket
 import stat
 from dataclasses import dataclass
 
-from harness.errors import ServerStartError
-from harness.transport import (
+from sockspec.errors import ServerStartError
+from sockspec.transport import (
     Address,
     TcpAddress,
     UnixAddress,

@@ -2,8 +2,8 @@
 
 Contract followed by every server under test::
 
-    python -m harness.reference.server --profile echo|http -p PORT [-h HOST] [-r ROOT] [--backlog N]
-    python -m harness.reference.server --profile echo|http -u PATH [-r ROOT] [--backlog N]
+    python -m sockspec.reference.server --profile echo|http -p PORT [-h HOST] [-r ROOT] [--backlog N]
+    python -m sockspec.reference.server --profile echo|http -u PATH [-r ROOT] [--backlog N]
 
 It prints nothing unless something fails, is ready once the address accepts
 connections, exits 2 on a usage error and 1 when it cannot listen (one line on
@@ -33,17 +33,17 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from harness.errors import SockspecError, UsageError
-from harness.iproute import in_private_network_namespace
-from harness.reference.connection import (
+from sockspec.errors import SockspecError, UsageError
+from sockspec.iproute import in_private_network_namespace
+from sockspec.reference.connection import (
     DEFAULT_IDLE_TIMEOUT,
     PROFILES,
     ServeConfig,
     handle_connection,
     make_config,
 )
-from harness.reference.listener import Listener, open_listener
-from harness.transport import (
+from sockspec.reference.listener import Listener, open_listener
+from sockspec.transport import (
     Address,
     TcpAddress,
     UnixAddress,
@@ -170,7 +170,7 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
-        prog="python -m harness.reference.server",
+        prog="python -m sockspec.reference.server",
         description="Reference blocking server (echo or HTTP/1.0 GET) for sockspec.",
         add_help=False,  # -h is HOST, as in the contract
     )

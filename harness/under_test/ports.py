@@ -14,7 +14,7 @@ import socket
 import tempfile
 from dataclasses import dataclass, field
 
-from harness.errors import SockspecError
+from sockspec.errors import SockspecError
 
 PORT_FLOOR = 20000
 MAX_WORKERS = 64

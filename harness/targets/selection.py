@@ -9,15 +9,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from harness.client_targets import (
+from sockspec.errors import UsageError
+from sockspec.scenario import ScenarioSpec
+from sockspec.targets.clients import (
     ClientTarget,
     adhoc_client_target,
     builtin_client_targets,
     load_target_file,
 )
-from harness.errors import UsageError
-from harness.scenario import ScenarioSpec
-from harness.targets import (
+from sockspec.targets.servers import (
     TRANSPORTS,
     Target,
     adhoc_target,
@@ -42,7 +42,6 @@ def build_selection(
     server_cmd: str | None,
     profile: str | None,
     scenarios: list[str],
-    catalogue: list[ScenarioSpec],
     cwd: str,
     connect: str | None = None,
     root: str | None = None,
@@ -94,15 +93,17 @@ def build_selection(
     bad = [t for t in transports if t not in TRANSPORTS]
     if bad:
         raise UsageError(f"unknown transport {bad[0]!r}; use tcp, tcp6 or unix")
-    names = {s.id for s in catalogue} | {s.family.name for s in catalogue}
-    unknown_scenarios = [s for s in scenarios if s not in names]
-    if unknown_scenarios:
-        raise UsageError(
-            f"no scenario or family named {unknown_scenarios[0]!r} (see `sockspec list`)"
-        )
     return Selection(
         targets=chosen,
         transports=tuple(t for t in TRANSPORTS if not transports or t in transports),
         scenarios=frozenset(scenarios),
         clients=clients,
     )
+
+
+def check_scenario_names(names: list[str], catalogue: list[ScenarioSpec]) -> None:
+    """Every --scenario name (or ``sockspec run`` selector) names a scenario or a family."""
+    known = {s.id for s in catalogue} | {s.family.name for s in catalogue}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"no scenario or family named {unknown[0]!r} (see `sockspec list`)")

@@ -26,8 +26,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import TargetConfigError, UsageError
-from harness.targets import (
+from sockspec.errors import TargetConfigError, UsageError
+from sockspec.targets.servers import (
     PROFILES,
     PROJECT_ROOT,
     ArgvTemplates,
@@ -106,8 +106,8 @@ def client_placeholder_values(
 
 
 def builtin_client_targets() -> dict[str, ClientTarget]:
-    """The reference clients (python -m harness.reference.client), echo and http."""
-    base = (sys.executable, "-m", "harness.reference.client")
+    """The reference clients (python -m sockspec.reference.client), echo and http."""
+    base = (sys.executable, "-m", "sockspec.reference.client")
     limit = ("--timeout", f"{REFERENCE_CLIENT_TIMEOUT_S:g}")
     commands = {
         "echo": lambda where: base + ("echo", where, "--file", "{in}") + limit,

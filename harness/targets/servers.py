@@ -17,15 +17,14 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import AddressError, TargetConfigError, UsageError
-from harness.transport import Address, parse_address
+from sockspec.errors import AddressError, TargetConfigError, UsageError
+from sockspec.targets import PROFILES, TRANSPORTS  # noqa: F401 (TRANSPORTS re-exported)
+from sockspec.transport import Address, parse_address
 
-PROFILES = ("echo", "http")
-TRANSPORTS = ("tcp", "tcp6", "unix")
 TRANSPORT_HOSTS = {"tcp": "127.0.0.1", "tcp6": "::1"}
 
 PLACEHOLDER = re.compile(r"\{(host|port|hostport|path|root)\}")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout, or site-packages
 
 
 class ArgvTemplates:
@@ -96,7 +95,7 @@ def builtin_targets() -> dict[str, Target]:
     """The reference servers, runnable wherever the harness package is importable."""
     targets = {}
     for profile in PROFILES:
-        base = (sys.executable, "-m", "harness.reference.server", "--profile", profile)
+        base = (sys.executable, "-m", "sockspec.reference.server", "--profile", profile)
         root_args = ("-r", "{root}") if profile == "http" else ()
         targets[f"reference-{profile}"] = Target(
             name=f"reference-{profile}",
@@ -168,7 +167,7 @@ def connect_target(
 def load_targets(path: str | Path, *, allow_remote: bool = False) -> list[Target]:
     """Read and validate the ``[[server]]`` tables of a targets TOML file.
 
-    A file may also hold ``[[client]]`` tables: harness.client_targets.load_target_file
+    A file may also hold ``[[client]]`` tables: sockspec.targets.clients.load_target_file
     reads both kinds.
     """
     file = Path(path)

@@ -2,7 +2,7 @@
 
 The C sources are copied into a temporary directory and compiled there with
 gcc at run time (never into the project). Servers run under
-harness.process.ServerProcess (own process group, lifetime watchdog, stopped
+sockspec.process.ServerProcess (own process group, lifetime watchdog, stopped
 by group); clients run with a timeout. Every program prints ``key=value``
 fields on one line, which ``fields`` parses.
 """
@@ -18,10 +18,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.errors import SockspecError
-from harness.measure.latency import Exchange, message_for
-from harness.process import LaunchSpec, ServerProcess
-from harness.transport import TcpAddress
+from sockspec.errors import SockspecError
+from sockspec.measure.latency import Exchange, message_for
+from sockspec.process import LaunchSpec, ServerProcess
+from sockspec.transport import TcpAddress
 
 PROGRAMS = ("echo_epoll", "pingpong", "crr", "holdconns", "sf_server")
 CFLAGS = ("-O2", "-Wall", "-Wextra", "-std=gnu11")
@@ -37,14 +37,18 @@ class BenchError(SockspecError):
 
 
 def default_source_dir() -> Path:
-    """shared/bench next to the project (``../shared/bench`` from the project root)."""
-    return Path(__file__).resolve().parents[3] / "shared" / "bench"
+    """shared/bench next to the checkout (``../shared/bench`` from the project root).
+
+    The benchmark is a development tool: from an installed sockspec there is no
+    checkout, and ``--baselines DIR`` names the C sources."""
+    return Path(__file__).resolve().parents[4] / "shared" / "bench"
 
 
 def build(source_dir: Path, build_dir: Path) -> dict[str, Path]:
     """Copy the C sources to ``build_dir`` and compile PROGRAMS; name -> binary."""
     if not (source_dir / "common.h").exists():
-        raise BenchError(f"no C baseline sources in {source_dir} (expected common.h, *.c)")
+        raise BenchError(f"no C baseline sources in {source_dir} (expected common.h, *.c); "
+                         "outside a checkout, pass --baselines DIR")
     if shutil.which("gcc") is None:
         raise BenchError("gcc is not installed: the C baselines are built at run time "
                          "(apt-get install -y gcc)")

@@ -1,14 +1,14 @@
-"""The pytest plugin: every (scenario x target x transport) becomes one pytest item.
+"""The session plugin: every (scenario x target x transport) becomes one pytest item.
 
-Server scenarios take the ``server`` fixture and run once per server under
-test; client scenarios (``@client_scenario``) take the ``client`` fixture and
-run once per client under test. Both flow through the same reporting path: a
-record's ``target`` is the server's or the client's name and ``kind`` says which.
-
-Loaded with ``-p harness.pytest_plugin`` (the project's pytest configuration
-and ``sockspec run`` both do this). Items carry their family as a marker, so
-``-k``, ``-m <family>``, ``--lf``, ``-x``, ``-n auto`` and ``--junitxml``
-behave as pytest users expect.
+Registered by sockspec.plugin (the ``pytest11`` entry point) when a session uses
+sockspec; see there for when. Server scenarios take the ``server`` fixture and
+run once per server under test; client scenarios (``@client_scenario``) take
+the ``client`` fixture and run once per client under test. Both flow through
+the same reporting path: a record's ``target`` is the server's or the client's
+name and ``kind`` says which. Items carry their family as a marker (registered
+as the module defining it is collected, so ``--strict-markers`` passes), so
+``-k``, ``-m <family>``, ``--lf``, ``-x``, ``-n auto`` and ``--junitxml`` behave
+as pytest users expect.
 
 Results travel from xdist workers to the controller inside each report's
 ``user_properties`` (a JSON string under the key "sockspec"); only the
@@ -17,129 +17,97 @@ controller writes the results JSON and the HTML report.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shlex
 import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from harness import process
-from harness.allocate import PortAllocator
-from harness.client_targets import ClientTarget
-from harness.errors import SockspecError
-from harness.packets import plugin as packets_plugin
-from harness.pytest_stash import CLIENT, POOL, SERVER, START_FAILURES, STOP_PROBLEMS
-from harness.scenario import CATALOGUE_PACKAGE, ScenarioSpec, families, load_catalogue, spec_of
-from harness.selection import Selection, build_selection
-from harness.servers import ServerPool, StartPolicy
-from harness.targets import Target
-from harness.verdict import ScenarioFailed
-from reports.results import ResultCollector, build_document, collect_run_metadata, write_results
+from sockspec import process
+from sockspec.errors import SockspecError
+from sockspec.plugin import capture as packets_plugin
+from sockspec.plugin.stash import (
+    CLIENT,
+    EXTRA_PROPERTY,
+    POOL,
+    PROPERTY,
+    SERVER,
+    START_FAILURES,
+    STOP_PROBLEMS,
+    Case,
+    case_of,
+)
+from sockspec.reports.results import (
+    ItemResult,
+    ResultCollector,
+    build_document,
+    collect_run_metadata,
+    write_results,
+)
+from sockspec.scenario import (
+    Family,
+    ScenarioSpec,
+    catalogue_directory,
+    check_unique_ids,
+    spec_of,
+)
+from sockspec.targets.selection import Selection, build_selection, check_scenario_names
+from sockspec.under_test.ports import PortAllocator
+from sockspec.under_test.server import ServerPool, StartPolicy
+from sockspec.verdict import ScenarioFailed
 
-# The fixtures scenarios take (server, client, metrics), loaded with this plugin.
-pytest_plugins = ["fixtures.scenario_fixtures"]
-VERSION = "0.1.0"
 SELECTION = pytest.StashKey[Selection]()
-PROPERTY = "sockspec"
-# Extra facts about an item from other plugins (e.g. packet capture): a JSON
-# object with any of the ItemResult fields "pcap", "packet_summary", "metrics".
-EXTRA_PROPERTY = "sockspec-extra"
+FAMILIES = pytest.StashKey[dict]()      # config: family name -> Family, as registered
+SPECS = pytest.StashKey[dict]()         # config: scenario id -> ScenarioSpec, as collected
+__all__ = ["Case", "PROPERTY", "EXTRA_PROPERTY", "case_of"]
 
 
-@dataclass(frozen=True)
-class Case:
-    """One target over one transport: the parameter of the ``server`` or ``client`` fixture."""
+class RunRequest:
+    """Handed to pytest.main by ``sockspec run``: its selection, made once for the run."""
 
-    target: Target | ClientTarget
-    transport: str
+    def __init__(self, selection: Selection, specs: list[ScenarioSpec]) -> None:
+        self.selection = selection
+        self.specs = specs
 
-    @property
-    def id(self) -> str:
-        return f"{self.target.name}-{self.transport}"
+    def pytest_configure(self, config: pytest.Config) -> None:
+        from sockspec.plugin import activate
 
-    @property
-    def kind(self) -> str:
-        return "client" if isinstance(self.target, ClientTarget) else "server"
+        activate(config)
 
 
-CASE_FIXTURES = ("server", "client")  # a scenario's kind is the name of the fixture it takes
-
-
-def case_of(item: pytest.Item) -> Case | None:
-    callspec = getattr(item, "callspec", None)
-    params = callspec.params if callspec is not None else {}
-    found = next((params[name] for name in CASE_FIXTURES if name in params), None)
-    return found if isinstance(found, Case) else None
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sockspec", "sockspec conformance harness")
-    group.addoption("--targets", metavar="FILE",
-                    help="targets TOML file of [[server]] and [[client]] tables")
-    group.addoption("--target", metavar="NAME", action="append", default=[],
-                    help="run against this server or client target (repeatable; default: the "
-                    "reference servers and clients)")
-    group.addoption("--transport", action="append", default=[], choices=["tcp", "tcp6", "unix"],
-                    help="transport to use (repeatable; default: all a target supports)")
-    group.addoption("--server-cmd", metavar="CMD",
-                    help="ad-hoc target: a command with {host} {port} {hostport} {path} {root}")
-    group.addoption("--client-cmd", metavar="CMD",
-                    help="ad-hoc client under test: a command with {host} {port} {hostport} "
-                    "{path} {in} {out} {url_path} {url}")
-    group.addoption("--connect", metavar="ADDRESS",
-                    help="a server already running at tcp:HOST:PORT or unix:PATH (not managed)")
-    group.addoption("--root", metavar="DIR", help="document root of an http --connect server")
-    group.addoption("--allow-remote", action="store_true",
-                    help="allow --connect addresses outside loopback")
-    group.addoption("--profile", choices=["echo", "http"],
-                    help="profile of --server-cmd, --client-cmd or --connect")
-    group.addoption("--scenario", action="append", default=[], metavar="ID|FAMILY",
-                    help="run only this scenario or family (repeatable)")
-    group.addoption("--ready-timeout", type=float, default=10.0, metavar="S",
-                    help="seconds a server may take to accept its first connection")
-    group.addoption("--sockspec-json", metavar="PATH", help="write the results JSON here")
-    group.addoption("--sockspec-html", metavar="PATH", help="write the HTML report here")
-    packets_plugin.add_options(parser)
-
-
-def pytest_collect_file(file_path: Path, parent: pytest.Collector):
-    """Collect every module of the scenarios package, whatever its name.
-
-    Names starting with test_ are left to pytest's own collection.
-    """
-    if (file_path.suffix == ".py" and file_path.parent == scenarios_directory()
-            and not file_path.name.startswith(("_", "test_"))):
-        return pytest.Module.from_parent(parent, path=file_path)
-    return None
-
-
-def scenarios_directory() -> Path:
-    return Path(importlib.import_module(CATALOGUE_PACKAGE).__file__).parent
+def register_family(config: pytest.Config, family: Family) -> None:
+    """A family becomes a marker when the first of its scenarios is seen."""
+    known = config.stash.setdefault(FAMILIES, {})
+    if family.name in known:
+        return
+    known[family.name] = family
+    config.addinivalue_line("markers", f"{family.name}: {family.behaviour}")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    catalogue = load_catalogue()
-    for family in families(catalogue).values():
-        config.addinivalue_line("markers", f"{family.name}: {family.behaviour}")
+    request = next((p for p in config.pluginmanager.get_plugins()
+                    if isinstance(p, RunRequest)), None)
+    config.stash[SPECS] = {}
+    for spec in request.specs if request else []:
+        register_family(config, spec.family)
+    if config.getoption("sockspec_catalogue") and str(catalogue_directory()) not in config.args:
+        config.args.append(str(catalogue_directory()))
     try:
-        selection = build_selection(
+        selection = request.selection if request else build_selection(
             targets_file=config.getoption("targets"),
             target_names=config.getoption("target"),
             transports=config.getoption("transport"),
             server_cmd=config.getoption("server_cmd"),
             profile=config.getoption("profile"),
-            scenarios=config.getoption("scenario"),
-            catalogue=catalogue,
             cwd=str(config.invocation_params.dir),
             connect=config.getoption("connect"),
             root=config.getoption("root"),
             allow_remote=config.getoption("allow_remote"),
             client_cmd=config.getoption("client_cmd"),
+            scenarios=config.getoption("scenario"),
         )
     except SockspecError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -151,6 +119,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(packets_plugin.PacketCapturePlugin(config), "sockspec-packets")
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(ResultsReporter(config, selection), "sockspec-results")
+
+
+def first_report(config: pytest.Config, report: pytest.TestReport) -> None:
+    """The report that activated sockspec on an xdist controller, for its reporter."""
+    reporter = config.pluginmanager.get_plugin("sockspec-results")
+    if reporter is not None:
+        reporter.pytest_runtest_logreport(report)
 
 
 def install_stop_on_sigterm() -> None:
@@ -194,6 +169,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The one selection pass over the collected scenarios: --scenario names are checked
+    against every scenario collected (built-in or the user's own), then applied."""
+    specs = {}
+    for item in items:
+        spec = spec_of(getattr(item, "function", None))
+        if spec is not None:
+            specs.setdefault((spec.module, spec.id), spec)
+    try:
+        check_unique_ids(list(specs.values()))
+        check_scenario_names(config.getoption("scenario"), list(specs.values()))
+    except (SockspecError, ValueError) as exc:
+        raise pytest.UsageError(str(exc)) from None
     wanted = config.stash[SELECTION].scenarios
     keep, drop = [], []
     for item in items:
@@ -220,20 +207,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     evidence = _evidence(item, call, report)
     if evidence and report.failed:
         report.longrepr = evidence
-    record = {
-        "target": case.target.name,
-        "profile": case.target.profile,
-        "transport": case.transport,
-        "scenario": spec.id,
-        "family": spec.family.name,
-        "description": spec.description,
-        "hint": spec.family.hint,
-        "reproduce": reproduce_command(item.config, case, spec),
-        "evidence": evidence,
-        "metrics": dict(item.funcargs.get("metrics") or {}) if report.when == "call" else {},
-        "kind": case.kind,
-    }
-    report.user_properties.append((PROPERTY, json.dumps(record)))
+    record = ItemResult(
+        nodeid=item.nodeid,
+        target=case.target.name,
+        profile=case.target.profile,
+        transport=case.transport,
+        scenario=spec.id,
+        family=spec.family.name,
+        description=spec.description,
+        hint=spec.family.hint,
+        reproduce=reproduce_command(item.config, case, spec),
+        evidence=evidence,
+        metrics=dict(item.funcargs.get("metrics") or {}) if report.when == "call" else {},
+        kind=case.kind,
+    )
+    report.user_properties.append((PROPERTY, json.dumps(record.phase_record())))
 
 
 def _evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> str:
@@ -256,8 +244,19 @@ def _evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestRepor
 
 
 def reproduce_command(config: pytest.Config, case: Case, spec: ScenarioSpec) -> str:
-    """The exact command that runs this one scenario against this target again."""
+    """The exact command that runs this one scenario against this target again.
+
+    A scenario from outside the built-in catalogue is found by its file: the path
+    comes first (relative to where the run was started, when it lies below it).
+    """
     args = ["sockspec", "run"]
+    if not spec.builtin and spec.path:
+        path = Path(spec.path)
+        try:
+            path = path.relative_to(config.invocation_params.dir)
+        except ValueError:
+            pass
+        args.append(str(path))
     if case.target.source in ("--server-cmd", "--client-cmd"):
         args += [case.target.source, shlex.join(case.target.tcp or case.target.unix or ()),
                  "--profile", case.target.profile]
@@ -283,7 +282,7 @@ class ResultsReporter:
         self.config = config
         self.selection = selection
         self.collector = ResultCollector()
-        self.run = collect_run_metadata(_invocation(config), VERSION)
+        self.run = collect_run_metadata(_invocation(config), sockspec_version())
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         records = [json.loads(v) for k, v in report.user_properties if k == PROPERTY]
@@ -318,7 +317,7 @@ class ResultsReporter:
         if json_path:
             write_results(json_path, document)
         if html_path:
-            from reports.html import write_html_report
+            from sockspec.reports.html import write_html_report
 
             write_html_report(document, html_path)
 
@@ -351,6 +350,16 @@ def summary_lines(items) -> list[str]:
     for family, hint in sorted(failing.items()):
         lines.append(f"fix hint [{family}]: {hint}")
     return lines
+
+
+def sockspec_version() -> str:
+    """The one source of the version: the installed package's metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sockspec")
+    except PackageNotFoundError:  # a checkout run without installing
+        return "0+unknown"
 
 
 def _invocation(config: pytest.Config) -> list[str]:

@@ -13,17 +13,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.allocate import PortAllocator, remove_socket_dir
-from harness.errors import ServerStartError, SockspecError
-from harness.process import (
+from sockspec.errors import ServerStartError, SockspecError
+from sockspec.process import (
     LaunchSpec,
     ServerProcess,
     StopReport,
     tcp_port_listened,
     wait_until_accepting,
 )
-from harness.targets import TRANSPORT_HOSTS, Target, placeholder_values, render_argv
-from harness.transport import Address, TcpAddress, UnixAddress
+from sockspec.targets.servers import TRANSPORT_HOSTS, Target, placeholder_values, render_argv
+from sockspec.transport import Address, TcpAddress, UnixAddress
+from sockspec.under_test.ports import PortAllocator, remove_socket_dir
 
 ACCEPT_CHECK_TIMEOUT = 1.0
 PORT_ATTEMPTS = 3

@@ -1,7 +1,7 @@
 """Judging a client under test: its exit status, what it reported, how long it took.
 
 Pure functions over a finished ClientRun and what was owed; no sockets. A
-failed check raises ScenarioFailed (harness.verdict) with the facts a person
+failed check raises ScenarioFailed (sockspec.verdict) with the facts a person
 needs: expected and observed statuses, byte counts, the first differing offset,
 digests, timings, the client's last words on stderr. The plugin adds the
 command line and what the harness's server did (ClientUnderTest.facts).
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.client_targets import ClientTarget
-from harness.process.client import KEEP_FIRST_BYTES, KEEP_LAST_BYTES, CapturedOutput, ClientRun
-from harness.reference.stream_digest import StreamDigest
-from harness.verdict import excerpt, fail, first_difference
+from sockspec.process.client import KEEP_FIRST_BYTES, KEEP_LAST_BYTES, CapturedOutput, ClientRun
+from sockspec.reference.stream_digest import StreamDigest
+from sockspec.targets.clients import ClientTarget
+from sockspec.verdict import excerpt, fail, first_difference
 
 ZERO_CHUNK = bytes(1024 * 1024)
 

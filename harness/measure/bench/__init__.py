@@ -1,6 +1,6 @@
 """The benchmark: sockspec's measurements against C baselines and sockperf, same machine, same run.
 
-    python -m harness.measure.bench [--runs 5] [--output out/bench.json] [--only NAME ...]
+    python -m sockspec.measure.bench [--runs 5] [--output out/bench.json] [--only NAME ...]
 
 Each comparison alternates sockspec and its baseline ``--runs`` times and
 compares the medians; the ratio is sockspec / baseline, judged against a goal
@@ -21,15 +21,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness.allocate import PortAllocator
-from harness.errors import SockspecError, UsageError
-from harness.measure import baselines
-from harness.measure.bench_cases import CASES, BenchContext
-from harness.measure.bench_report import document, table
+from sockspec.errors import SockspecError, UsageError
+from sockspec.measure.bench import baselines
+from sockspec.measure.bench.cases import CASES, BenchContext
+from sockspec.measure.bench.report import document, table
+from sockspec.under_test.ports import PortAllocator
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m harness.measure.bench",
+    parser = argparse.ArgumentParser(prog="python -m sockspec.measure.bench",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per side (median; default 5)")
     parser.add_argument("--output", default="out/bench.json", help="JSON results file")

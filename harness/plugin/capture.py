@@ -1,6 +1,6 @@
 """pytest plugin: capture each TCP scenario's packets and attach the facts to its result.
 
-Options (registered by harness.pytest_plugin through add_options()):
+Options (declared in the one option table, sockspec.plugin.options):
   --sockspec-capture failures|all|off   (default failures)
   --sockspec-capture-dir DIR            (default: pcaps/ beside the results JSON or HTML)
 
@@ -11,7 +11,7 @@ captures nothing. Measured on the whole catalogue the capture costs little
 (see the README, "Packet captures"), which is why failures are captured by
 default instead of being re-run.
 
-What lands in the results record (through pytest_plugin.EXTRA_PROPERTY):
+What lands in the results record (through sockspec.plugin.stash.EXTRA_PROPERTY):
 ``pcap`` (relative to the results JSON's directory) and ``packet_summary``
 (no metrics: packet counts are not measurements of the server). A failed
 verdict of a family in summary.CITED_FACTS also gets one or two "packets: ..."
@@ -35,19 +35,19 @@ from pathlib import Path
 
 import pytest
 
-from harness.packets.capture import (
+from sockspec.packets.capture import (
     CaptureResult,
     CaptureUnavailable,
     PacketCapture,
     capture_unavailable_reason,
     write_pcap,
 )
-from harness.packets.frames import FIN, RST, SYN, tcp_flags
-from harness.packets.summary import EndTracker, summarize
-from harness.packets.summary_text import cite, describe
-from harness.scenario import spec_of
+from sockspec.packets.frames import FIN, RST, SYN, tcp_flags
+from sockspec.packets.summary import EndTracker, summarize
+from sockspec.packets.summary_text import cite, describe
+from sockspec.plugin.stash import EXTRA_PROPERTY
+from sockspec.scenario import spec_of
 
-MODES = ("failures", "all", "off")
 # Families that measure throughput, rates or tail latency, or move GiBs: a
 # capture beside them costs 20-40 % of the loopback throughput they measure
 # (every packet is cloned to the capture socket and read by a thread), so the
@@ -65,15 +65,6 @@ SETTLE_POLL_S = 0.002
 UNIX_NOTE = ("no capture: Unix stream sockets do not travel over a network interface, "
              "so there are no packets to record")
 CAPTURE = pytest.StashKey["ItemCapture"]()
-
-
-def add_options(parser: pytest.Parser) -> None:
-    group = parser.getgroup("sockspec")
-    group.addoption("--sockspec-capture", choices=MODES, default="failures",
-                    help="capture TCP scenarios' packets on lo and keep the pcap of failed "
-                    "ones (failures, the default), of every one (all), or capture nothing (off)")
-    group.addoption("--sockspec-capture-dir", metavar="DIR",
-                    help="where pcap files go (default: pcaps/ next to the results JSON)")
 
 
 @dataclass
@@ -187,8 +178,6 @@ class PacketCapturePlugin:
             return
         if extra.get("evidence") and isinstance(report.longrepr, str):
             report.longrepr = f"{report.longrepr}\n{extra['evidence']}"
-        from harness.pytest_plugin import EXTRA_PROPERTY
-
         report.user_properties.append((EXTRA_PROPERTY, json.dumps(extra)))
 
     def extra_facts(self, item: pytest.Item, plan: ItemCapture, failed: bool) -> dict:

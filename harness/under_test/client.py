@@ -1,7 +1,7 @@
 """A client target brought to life: the ``client`` fixture object of client scenarios.
 
 Joins client targets (what to run), the adversary (the server the harness
-plays) and process control (harness.process.client). Each ClientUnderTest owns
+plays) and process control (sockspec.process.client). Each ClientUnderTest owns
 a private directory in /tmp (short enough for Unix socket paths) holding the
 server's socket, the client's input {in} and output {out} files and its logs;
 close() stops every server it started and removes the directory.
@@ -14,13 +14,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from harness.adversary import AdversaryServer, Listening, Plan, max_length_unix_path
-from harness.allocate import PortAllocator, remove_socket_dir
-from harness.client_targets import ClientTarget, client_placeholder_values, render_client_argv
-from harness.errors import ClientStartError
-from harness.process.client import CapturedOutput, ClientRun, run_client
-from harness.targets import TRANSPORT_HOSTS
-from harness.transport import Address, TcpAddress, UnixAddress
+from sockspec.adversary import AdversaryServer, Listening, Plan, max_length_unix_path
+from sockspec.errors import ClientStartError
+from sockspec.process.client import CapturedOutput, ClientRun, run_client
+from sockspec.targets.clients import ClientTarget, client_placeholder_values, render_client_argv
+from sockspec.targets.servers import TRANSPORT_HOSTS
+from sockspec.transport import Address, TcpAddress, UnixAddress
+from sockspec.under_test.ports import PortAllocator, remove_socket_dir
 
 # A client that judges nothing slowly still gets its own stated limit twice over,
 # plus this, before the harness stops it.

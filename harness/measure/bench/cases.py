@@ -17,17 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.allocate import PortAllocator
-from harness.measure import baselines
-from harness.measure.bench_report import Comparison, Goal, compare
-from harness.measure.concurrent import hold_concurrent
-from harness.measure.connrate import ConnRateRequest, run_connection_rate
-from harness.measure.latency import Exchange, PingPongRequest, message_for, run_ping_pong
-from harness.measure.native_loop import resolve_engine
-from harness.measure.sockets import pinned
-from harness.measure.throughput import write_pattern_file
-from harness.process import tcp_port_listened
-from harness.transport import TcpAddress
+from sockspec.measure.bench import baselines
+from sockspec.measure.bench.report import Comparison, Goal, compare
+from sockspec.measure.concurrent import hold_concurrent
+from sockspec.measure.connrate import ConnRateRequest, run_connection_rate
+from sockspec.measure.latency import Exchange, PingPongRequest, message_for, run_ping_pong
+from sockspec.measure.native_loop import resolve_engine
+from sockspec.measure.sockets import pinned
+from sockspec.measure.throughput import write_pattern_file
+from sockspec.process import tcp_port_listened
+from sockspec.transport import TcpAddress
+from sockspec.under_test.ports import PortAllocator
 
 PIN_CPU = 1
 MESSAGE_BYTES = 64
@@ -146,7 +146,7 @@ def latency_vs_bare_cpython(ctx: BenchContext) -> Comparison:
 
 def reference_echo_vs_echo_epoll(ctx: BenchContext) -> Comparison:
     c_address, py_address = ctx.address(), ctx.address()
-    reference = [sys.executable, "-m", "harness.reference.server", "--profile", "echo",
+    reference = [sys.executable, "-m", "sockspec.reference.server", "--profile", "echo",
                  "-p", str(py_address.port)]
 
     def p50_of_a_fresh(argv: list[str], address: TcpAddress, name: str) -> float:
@@ -237,7 +237,7 @@ def sendfile_throughput(ctx: BenchContext) -> Comparison:
     path = root / "bench.bin"
     write_pattern_file(path, FILE_BYTES)
     py_address = ctx.address()
-    reference = [sys.executable, "-m", "harness.reference.server", "--profile", "http",
+    reference = [sys.executable, "-m", "sockspec.reference.server", "--profile", "http",
                  "-p", str(py_address.port), "-r", str(root)]
 
     def reference_gbs() -> float:

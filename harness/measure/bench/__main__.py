@@ -1,0 +1,5 @@
+import sys
+
+from sockspec.measure.bench import main
+
+sys.exit(main())

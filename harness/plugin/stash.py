@@ -1,0 +1,54 @@
+"""What the session plugin, the scenario fixtures and the capture plugin share: stash
+keys, the ``Case`` an item is parametrized with, and the report property names.
+
+Their own module so that none of those three imports another (no import cycle).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from sockspec.targets.clients import ClientTarget
+from sockspec.targets.servers import Target
+from sockspec.under_test.client import ClientUnderTest
+from sockspec.under_test.server import ServerPool, ServerUnderTest
+
+POOL = pytest.StashKey[ServerPool]()            # config: this worker's servers
+START_FAILURES = pytest.StashKey[dict]()        # config: (target, transport) -> first error
+SERVER = pytest.StashKey[ServerUnderTest]()     # item: the server it drove
+CLIENT = pytest.StashKey[ClientUnderTest]()     # item: the client it ran
+STOP_PROBLEMS = pytest.StashKey[list]()         # item: what stopping its server revealed
+
+# Results travel from xdist workers to the controller in report.user_properties.
+PROPERTY = "sockspec"
+# Extra facts about an item from other plugins (e.g. packet capture): a JSON
+# object with any of the ItemResult fields "pcap", "packet_summary", "metrics", "evidence".
+EXTRA_PROPERTY = "sockspec-extra"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One target over one transport: the parameter of the ``server`` or ``client`` fixture."""
+
+    target: Target | ClientTarget
+    transport: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.target.name}-{self.transport}"
+
+    @property
+    def kind(self) -> str:
+        return "client" if isinstance(self.target, ClientTarget) else "server"
+
+
+CASE_FIXTURES = ("server", "client")  # a scenario's kind is the name of the fixture it takes
+
+
+def case_of(item: pytest.Item) -> Case | None:
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    found = next((params[name] for name in CASE_FIXTURES if name in params), None)
+    return found if isinstance(found, Case) else None
