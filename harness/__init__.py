@@ -30,7 +30,7 @@ def _export(module: str, *names: str) -> None:
 
 
 # Declaring scenarios and families
-_export("sockspec.scenario", "Family", "ScenarioSpec", "scenario", "client_scenario",
+_export("sockspec.catalogue", "Family", "ScenarioSpec", "scenario", "client_scenario",
         "DEFAULT_TIME_LIMIT", "Metrics")
 # Verdicts
 _export("sockspec.verdict", "ScenarioFailed", "expect", "fail", "expect_same_bytes",

@@ -16,11 +16,11 @@ import os
 import sys
 from pathlib import Path
 
+from sockspec.catalogue import catalogue_directory, load_scenarios
 from sockspec.errors import SockspecError, UsageError
 from sockspec.measure.settings import check_environment as check_measurement_sizes
 from sockspec.plugin import options
 from sockspec.reports.results import ResultsFormatError
-from sockspec.scenario import catalogue_directory, load_scenarios
 from sockspec.targets.clients import load_target_file
 from sockspec.targets.selection import build_selection, check_scenario_names
 
@@ -75,6 +75,7 @@ def build_parser() -> ArgumentParser:
     capture.add_argument("--no-capture", action="store_true",
                          help="capture no packets at all")
     run.epilog = "Arguments after '--' go to pytest unchanged."
+    parser.run_parser = run
 
     listing = commands.add_parser("list", help="list every scenario")
     listing.add_argument("paths", nargs="*", metavar="PATH",
@@ -111,14 +112,15 @@ def command_run(args: argparse.Namespace) -> int:
     paths, selectors = split_positionals(args.selectors)
     # Without a PATH the run is the built-in catalogue; with one, the catalogue only
     # when asked for (--with-catalogue).
-    builtin = not paths or args.sockspec_catalogue
+    builtin = not paths or args.with_catalogue
     try:
         specs = load_scenarios(paths, builtin=builtin)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     check_scenario_names(selectors, specs)
     selection = build_selection(
-        targets_file=args.targets, target_names=args.target, transports=args.transport,
+        targets_file=os.path.abspath(args.targets) if args.targets else None,
+        target_names=args.target, transports=args.transport,
         server_cmd=args.server_cmd, profile=args.profile, scenarios=selectors,
         cwd=os.getcwd(), connect=args.connect, root=args.root,
         allow_remote=args.allow_remote, client_cmd=args.client_cmd,
@@ -227,7 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     if own[:1] == ["bench"]:  # the benchmark has its own options
         return command_bench(argparse.Namespace(bench_args=own[1:] + extra))
     try:
-        args = build_parser().parse_args(own)
+        parser = build_parser()
+        if own[:1] == ["run"]:
+            # PATHs, scenario ids and options in any order: `run tests --json r.json basic`.
+            args = parser.run_parser.parse_intermixed_args(own[1:])
+            args.command = "run"
+        else:
+            args = parser.parse_args(own)
         args.pytest_args = extra
         return COMMANDS[args.command](args)
     except SockspecError as exc:

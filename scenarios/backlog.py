@@ -9,8 +9,8 @@ moment (a GC pause, a burst of work in its accept loop) must not turn a burst
 of clients into one-second stalls.
 """
 
+from sockspec.catalogue import Family, scenario
 from sockspec.drivers.load import connect_burst, probe_service
-from sockspec.scenario import Family, scenario
 from sockspec.verdict import expect
 
 BACKLOG = Family(

@@ -1,8 +1,8 @@
 """basic: one echo, one download. Every other scenario may assume these work."""
 
+from sockspec.catalogue import Family, scenario
 from sockspec.reference.client import echo_roundtrip, fetch
 from sockspec.reference.stream_digest import bytes_digest
-from sockspec.scenario import Family, scenario
 from sockspec.verdict import expect, expect_same_bytes
 
 BASIC = Family(

@@ -1,9 +1,9 @@
 """binary-integrity: every byte value, NUL included, travels unchanged."""
 
+from sockspec.catalogue import Family, scenario
 from sockspec.errors import SockspecError
 from sockspec.reference.client import fetch
 from sockspec.reference.stream_digest import bytes_digest
-from sockspec.scenario import Family, scenario
 from sockspec.transport import connect, read_until_end, send_all
 from sockspec.verdict import expect_same_bytes, fail, first_difference
 

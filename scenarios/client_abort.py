@@ -13,10 +13,10 @@ import socket
 from collections.abc import Callable
 from functools import partial
 
+from sockspec.catalogue import Family, scenario
 from sockspec.drivers.load import Probe, fill_until_blocked, probe_service, settle_count
 from sockspec.errors import SockspecError
 from sockspec.process import describe_exit
-from sockspec.scenario import Family, scenario
 from sockspec.transport import abort, connect, describe_os_error, half_close, recv_exactly, send_all
 from sockspec.verdict import expect
 

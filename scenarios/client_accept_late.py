@@ -11,7 +11,7 @@ the server accepts, or give up with a clear error within its stated limit.
 
 from sockspec.adversary import Listening
 from sockspec.adversary.payloads import printable_bytes
-from sockspec.scenario import Family, client_scenario
+from sockspec.catalogue import Family, client_scenario
 from sockspec.verdict.client import (
     ExpectedOutput,
     expect_failure_reported,

@@ -5,7 +5,7 @@ then FIN) and the client must report every byte with its success status.
 """
 
 from sockspec.adversary.payloads import printable_bytes
-from sockspec.scenario import Family, client_scenario
+from sockspec.catalogue import Family, client_scenario
 from sockspec.verdict.client import ExpectedOutput, expect_success
 
 CLIENT_BASIC = Family(

@@ -5,7 +5,7 @@ line ends) reports something else than it received.
 """
 
 from sockspec.adversary.payloads import every_byte_value
-from sockspec.scenario import Family, client_scenario
+from sockspec.catalogue import Family, client_scenario
 from sockspec.verdict.client import ExpectedOutput, expect_success
 
 CLIENT_BINARY = Family(

@@ -8,7 +8,7 @@ for something else (its own timeout, a full close it cannot see).
 
 from sockspec.adversary import Ending
 from sockspec.adversary.payloads import printable_bytes
-from sockspec.scenario import Family, client_scenario
+from sockspec.catalogue import Family, client_scenario
 from sockspec.verdict import expect
 from sockspec.verdict.client import ExpectedOutput, expect_finished_by, expect_success
 

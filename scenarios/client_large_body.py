@@ -9,7 +9,7 @@ through its output (stdout is hashed as it streams, never kept).
 """
 
 from sockspec.adversary import FileBody
-from sockspec.scenario import Family, client_scenario
+from sockspec.catalogue import Family, client_scenario
 from sockspec.verdict.client import ExpectedOutput, expect_success
 
 CLIENT_LARGE_BODY = Family(

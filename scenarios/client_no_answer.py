@@ -7,7 +7,7 @@ forever; the verdict holds it to the limit it states (``timeout_s``).
 
 from sockspec.adversary import Ending
 from sockspec.adversary.payloads import printable_bytes
-from sockspec.scenario import Family, client_scenario
+from sockspec.catalogue import Family, client_scenario
 from sockspec.verdict.client import expect_failure_reported
 
 CLIENT_NO_ANSWER = Family(

@@ -8,7 +8,7 @@ with its own send() and TCP_NODELAY, pausing between them.
 
 from sockspec.adversary import Dribble
 from sockspec.adversary.payloads import printable_bytes
-from sockspec.scenario import Family, client_scenario
+from sockspec.catalogue import Family, client_scenario
 from sockspec.verdict.client import ExpectedOutput, expect_success
 
 CLIENT_PARTIAL_READS = Family(

@@ -13,7 +13,7 @@ so the http scenarios are TCP only.
 
 from sockspec.adversary import Ending
 from sockspec.adversary.payloads import printable_bytes
-from sockspec.scenario import Family, client_scenario
+from sockspec.catalogue import Family, client_scenario
 from sockspec.verdict.client import expect_failure_reported
 
 CLIENT_RESET_MID_RESPONSE = Family(

@@ -6,7 +6,7 @@ what arrived with what was owed and exit with a failure status.
 """
 
 from sockspec.adversary.payloads import printable_bytes
-from sockspec.scenario import Family, client_scenario
+from sockspec.catalogue import Family, client_scenario
 from sockspec.verdict.client import expect_failure_reported
 
 CLIENT_SHORT_BODY = Family(

@@ -7,7 +7,7 @@ different path, or to none.
 """
 
 from sockspec.adversary.payloads import printable_bytes
-from sockspec.scenario import Family, client_scenario
+from sockspec.catalogue import Family, client_scenario
 from sockspec.transport import UNIX_PATH_MAX
 from sockspec.verdict.client import ExpectedOutput, expect_success
 

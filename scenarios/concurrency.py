@@ -1,10 +1,10 @@
 """concurrency: clients connected at the same time are all served, none waits for another."""
 
+from sockspec.catalogue import Family, scenario
 from sockspec.drivers.streams import echo_many_at_once, start_stalled_download
 from sockspec.errors import SockspecError
 from sockspec.reference.client import build_get_request, fetch
 from sockspec.reference.stream_digest import bytes_digest
-from sockspec.scenario import Family, scenario
 from sockspec.verdict import expect, fail
 
 CONCURRENCY = Family(

@@ -1,8 +1,8 @@
 """concurrent-connections: many connections open at once, each verified, none refused."""
 
+from sockspec.catalogue import Family, scenario
 from sockspec.measure.concurrent import hold_concurrent
 from sockspec.measure.settings import MeasureSizes
-from sockspec.scenario import Family, scenario
 from sockspec.verdict import expect
 
 CONCURRENT_CONNECTIONS = Family(

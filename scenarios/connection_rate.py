@@ -1,8 +1,8 @@
 """connection-rate: connect, one small exchange, close, over and over for a fixed time."""
 
+from sockspec.catalogue import Family, scenario
 from sockspec.measure.connrate import ConnRateRequest, run_connection_rate
 from sockspec.measure.settings import MeasureSizes
-from sockspec.scenario import Family, scenario
 from sockspec.verdict import expect
 
 CONNECTION_RATE = Family(

@@ -12,6 +12,7 @@ is gone.
 from collections.abc import Callable
 from functools import partial
 
+from sockspec.catalogue import Family, scenario
 from sockspec.drivers.load import (
     close_without_sending,
     echo_then_close,
@@ -23,7 +24,6 @@ from sockspec.drivers.load import (
     settle_count,
 )
 from sockspec.errors import SockspecError
-from sockspec.scenario import Family, scenario
 from sockspec.verdict import expect, fail
 
 FD_LEAK = Family(

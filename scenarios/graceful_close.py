@@ -11,11 +11,11 @@ Both transports are judged the same way: the data, then an orderly EOF.
 
 import time
 
+from sockspec.catalogue import Family, scenario
 from sockspec.drivers.http import counting_bytes, read_response_start, send_get
 from sockspec.drivers.streams import printable_payload
 from sockspec.errors import PeerError
 from sockspec.reference.client_streams import BackgroundSender
-from sockspec.scenario import Family, scenario
 from sockspec.transport import (
     StreamEnd,
     connect,

@@ -1,8 +1,8 @@
 """half-close: data that arrives together with the client's FIN is still answered in full."""
 
+from sockspec.catalogue import Family, scenario
 from sockspec.drivers.streams import parse_small_response, send_with_fin
 from sockspec.reference.http_fetch import build_get_request
-from sockspec.scenario import Family, scenario
 from sockspec.transport import StreamEnd, connect, read_until_end
 from sockspec.verdict import expect, expect_same_bytes
 

@@ -1,9 +1,9 @@
 """latency: small request/response exchanges are not stalled by Nagle plus delayed ACK."""
 
+from sockspec.catalogue import Family, scenario
 from sockspec.drivers.streams import LatencySummary
 from sockspec.errors import SockspecError
 from sockspec.reference.client import ping_pong
-from sockspec.scenario import Family, scenario
 from sockspec.verdict import expect, fail
 
 LATENCY = Family(

@@ -1,9 +1,9 @@
 """latency-distribution: a long ping-pong, measured in an HdrHistogram, with no stalled reply."""
 
+from sockspec.catalogue import Family, scenario
 from sockspec.measure.histogram import NS_PER_MS
 from sockspec.measure.latency import PingPongRequest, run_ping_pong
 from sockspec.measure.settings import MeasureSizes
-from sockspec.scenario import Family, scenario
 from sockspec.verdict import expect
 
 LATENCY_DISTRIBUTION = Family(

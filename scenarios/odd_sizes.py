@@ -4,11 +4,11 @@ Sizes around the 4 KiB page/block size catch loops that move whole blocks
 only, stop at the first short read(), or mishandle an empty file.
 """
 
+from sockspec.catalogue import Family, scenario
 from sockspec.drivers.http import counting_bytes
 from sockspec.errors import PeerError
 from sockspec.reference.http_fetch import fetch
 from sockspec.reference.stream_digest import bytes_digest
-from sockspec.scenario import Family, scenario
 from sockspec.verdict import excerpt, expect, first_difference
 
 ODD_SIZES = Family(

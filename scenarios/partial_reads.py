@@ -1,7 +1,7 @@
 """partial-reads: input that arrives in pieces, with pauses between them, is one stream."""
 
+from sockspec.catalogue import Family, scenario
 from sockspec.drivers.streams import parse_small_response, send_in_pieces
-from sockspec.scenario import Family, scenario
 from sockspec.transport import connect, read_until_end
 from sockspec.verdict import expect, expect_same_bytes
 

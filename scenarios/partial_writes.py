@@ -1,5 +1,6 @@
 """partial-writes: a slow, bursty reader still receives every byte the server owes it."""
 
+from sockspec.catalogue import Family, scenario
 from sockspec.drivers.streams import (
     PacedSink,
     limit_receive_buffer,
@@ -10,7 +11,6 @@ from sockspec.errors import SockspecError
 from sockspec.reference.client import fetch
 from sockspec.reference.client_streams import BackgroundSender
 from sockspec.reference.stream_digest import bytes_digest
-from sockspec.scenario import Family, scenario
 from sockspec.transport import connect, send_all
 from sockspec.verdict import expect, expect_same_bytes, fail
 

@@ -7,9 +7,9 @@ The secret lives in server.outside_root, the parent of the root, so
 
 import os
 
+from sockspec.catalogue import Family, scenario
 from sockspec.errors import PeerError
 from sockspec.reference.http_fetch import fetch
-from sockspec.scenario import Family, scenario
 from sockspec.verdict import expect
 
 PATH_TRAVERSAL = Family(

@@ -11,9 +11,9 @@ server's to replace).
 import socket
 import time
 
+from sockspec.catalogue import Family, scenario
 from sockspec.drivers.load import fill_until_blocked, probe_service, tcp_states_on_port
 from sockspec.errors import ServerStartError, SockspecError
-from sockspec.scenario import Family, scenario
 from sockspec.transport import connect, recv_exactly, send_all
 from sockspec.verdict import expect, fail
 

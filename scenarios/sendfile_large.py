@@ -8,8 +8,8 @@ by the page cache (the first read of a fresh sparse file fills it with zero
 pages; measured 4.8-9.0 s for 3 GiB cold, 0.85 s warm, on this machine).
 """
 
+from sockspec.catalogue import Family, scenario
 from sockspec.drivers.http import read_response_start, send_get, stream_body
-from sockspec.scenario import Family, scenario
 from sockspec.transport import connect
 from sockspec.verdict import expect
 

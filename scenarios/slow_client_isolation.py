@@ -9,9 +9,9 @@ sockets) stops serving every other client until the slow one reads or leaves.
 
 import time
 
+from sockspec.catalogue import Family, scenario
 from sockspec.drivers.load import echo_then_close, fill_until_blocked
 from sockspec.errors import SockspecError
-from sockspec.scenario import Family, scenario
 from sockspec.transport import abort, connect
 from sockspec.verdict import expect
 

@@ -12,9 +12,9 @@ from functools import partial
 
 import pytest
 
+from sockspec.catalogue import Family, scenario
 from sockspec.drivers.load import echo_then_close, get_then_close, run_in_sequence
 from sockspec.process import describe_exit
-from sockspec.scenario import Family, scenario
 from sockspec.verdict import expect, fail
 
 SUSTAINED_LOAD = Family(

@@ -2,6 +2,7 @@
 
 import os
 
+from sockspec.catalogue import Family, scenario
 from sockspec.measure.settings import MeasureSizes
 from sockspec.measure.throughput import (
     ThroughputRequest,
@@ -9,7 +10,6 @@ from sockspec.measure.throughput import (
     run_echo_throughput,
     write_pattern_file,
 )
-from sockspec.scenario import Family, scenario
 from sockspec.verdict import expect
 
 THROUGHPUT = Family(

@@ -10,8 +10,8 @@ gives the queue's depth exactly, backlog + 1 (shared/bench/RESULTS.md section
 SIGSTOP method, so both methods judge a server alike.
 """
 
+from sockspec.catalogue import scenario
 from sockspec.drivers.wire import wire_session
-from sockspec.scenario import scenario
 from sockspec.scenarios.backlog import BACKLOG, BURST_CONNECTIONS
 from sockspec.scenarios.wire_segments import WIRE_ONLY
 from sockspec.verdict import expect

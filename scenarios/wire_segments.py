@@ -11,12 +11,12 @@ says how each reaches the server); skipped with the reason when the machine
 cannot build the namespace.
 """
 
+from sockspec.catalogue import scenario
 from sockspec.drivers.http import counting_bytes
 from sockspec.drivers.load import settle_count
 from sockspec.drivers.streams import parse_small_response, printable_payload
 from sockspec.drivers.wire import wire_session
 from sockspec.reference.http_fetch import build_get_request
-from sockspec.scenario import scenario
 from sockspec.scenarios.client_abort import CLIENT_ABORT
 from sockspec.scenarios.graceful_close import GRACEFUL_CLOSE
 from sockspec.scenarios.half_close import HALF_CLOSE

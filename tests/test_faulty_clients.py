@@ -48,7 +48,7 @@ CASES = [
 
 
 def test_every_client_family_has_a_faulty_client():
-    from sockspec.scenario import families, load_catalogue
+    from sockspec.catalogue import families, load_catalogue
 
     declared = {defect.family for _, _, defect in faulty_clients()}
     client_specs = [s for s in load_catalogue() if s.kind == "client"]

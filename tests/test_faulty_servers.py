@@ -28,7 +28,7 @@ CASES = [
 
 
 def test_every_family_has_a_faulty_server():
-    from sockspec.scenario import families, load_catalogue
+    from sockspec.catalogue import families, load_catalogue
 
     declared = {defect.family for _, _, defect in faulty_servers()}
     server_specs = [s for s in load_catalogue() if s.kind == "server"]

@@ -77,7 +77,7 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
         spec = getattr(obj, "__sockspec__", None)
     except Exception:  # an object whose attribute lookup fails is not a scenario
         return None
-    if type(spec).__module__ != "sockspec.scenario":
+    if type(spec).__module__ != "sockspec.catalogue":
         return None
     activate(collector.config)
     from sockspec.plugin.session import register_family

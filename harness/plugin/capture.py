@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pytest
 
+from sockspec.catalogue import spec_of
 from sockspec.packets.capture import (
     CaptureResult,
     CaptureUnavailable,
@@ -46,7 +47,6 @@ from sockspec.packets.frames import FIN, RST, SYN, tcp_flags
 from sockspec.packets.summary import EndTracker, summarize
 from sockspec.packets.summary_text import cite, describe
 from sockspec.plugin.stash import EXTRA_PROPERTY
-from sockspec.scenario import spec_of
 
 # Families that measure throughput, rates or tail latency, or move GiBs: a
 # capture beside them costs 20-40 % of the loopback throughput they measure

@@ -27,6 +27,13 @@ from pathlib import Path
 import pytest
 
 from sockspec import process
+from sockspec.catalogue import (
+    Family,
+    ScenarioSpec,
+    catalogue_directory,
+    check_unique_ids,
+    spec_of,
+)
 from sockspec.errors import SockspecError
 from sockspec.plugin import capture as packets_plugin
 from sockspec.plugin.stash import (
@@ -46,13 +53,6 @@ from sockspec.reports.results import (
     build_document,
     collect_run_metadata,
     write_results,
-)
-from sockspec.scenario import (
-    Family,
-    ScenarioSpec,
-    catalogue_directory,
-    check_unique_ids,
-    spec_of,
 )
 from sockspec.targets.selection import Selection, build_selection, check_scenario_names
 from sockspec.under_test.ports import PortAllocator
@@ -247,16 +247,10 @@ def reproduce_command(config: pytest.Config, case: Case, spec: ScenarioSpec) -> 
     """The exact command that runs this one scenario against this target again.
 
     A scenario from outside the built-in catalogue is found by its file: the path
-    comes first (relative to where the run was started, when it lies below it).
+    comes before the scenario id (relative to where the run was started, when it
+    lies below it).
     """
     args = ["sockspec", "run"]
-    if not spec.builtin and spec.path:
-        path = Path(spec.path)
-        try:
-            path = path.relative_to(config.invocation_params.dir)
-        except ValueError:
-            pass
-        args.append(str(path))
     if case.target.source in ("--server-cmd", "--client-cmd"):
         args += [case.target.source, shlex.join(case.target.tcp or case.target.unix or ()),
                  "--profile", case.target.profile]
@@ -266,7 +260,15 @@ def reproduce_command(config: pytest.Config, case: Case, spec: ScenarioSpec) -> 
         args += ["--allow-remote"] if not case.target.connect.is_loopback() else []
     elif case.target.source != "built-in":
         args += ["--targets", case.target.source]
-    args += ["--target", case.target.name, "--transport", case.transport, spec.id]
+    args += ["--target", case.target.name, "--transport", case.transport]
+    if not spec.builtin and spec.path:
+        path = Path(spec.path)
+        try:
+            path = path.relative_to(config.invocation_params.dir)
+        except ValueError:
+            pass
+        args.append(str(path))
+    args.append(spec.id)
     return shlex.join(args)
 
 

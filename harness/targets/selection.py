@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from sockspec.catalogue import ScenarioSpec
 from sockspec.errors import UsageError
-from sockspec.scenario import ScenarioSpec
 from sockspec.targets.clients import (
     ClientTarget,
     adhoc_client_target,

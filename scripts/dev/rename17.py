@@ -32,6 +32,7 @@ MOVED = {
     "harness.pytest_stash": "sockspec.plugin.stash",
     "harness.packets.plugin": "sockspec.plugin.capture",
     "fixtures.scenario_fixtures": "sockspec.plugin.fixtures",
+    "harness.scenario": "sockspec.catalogue",
     "harness.targets": "sockspec.targets.servers",
     "harness.client_targets": "sockspec.targets.clients",
     "harness.selection": "sockspec.targets.selection",
