@@ -30,7 +30,7 @@ def _export(module: str, *names: str) -> None:
 
 
 # Declaring scenarios and families
-_export("sockspec.catalogue", "Family", "ScenarioSpec", "scenario", "client_scenario",
+_export("sockspec.catalogue", "Family", "Chart", "ScenarioSpec", "scenario", "client_scenario",
         "DEFAULT_TIME_LIMIT", "Metrics")
 # Verdicts
 _export("sockspec.verdict", "ScenarioFailed", "expect", "fail", "expect_same_bytes",
@@ -63,7 +63,7 @@ _export("sockspec.reference.stream_digest", "bytes_digest")
 _export("sockspec.adversary", "Dribble", "Ending", "FileBody", "Listening")
 _export("sockspec.adversary.payloads", "every_byte_value", "printable_bytes")
 # Measurement engines and their sizes
-_export("sockspec.measure.settings", "MeasureSizes")
+_export("sockspec.measure.settings", "Size")
 _export("sockspec.measure.concurrent", "hold_concurrent")
 _export("sockspec.measure.connrate", "ConnRateRequest", "run_connection_rate")
 _export("sockspec.measure.histogram", "NS_PER_MS")

@@ -29,21 +29,59 @@ CATALOGUE_PACKAGE = "sockspec.scenarios"
 DEFAULT_TIME_LIMIT = 120.0
 
 
+# A family's capture policy (README, "Packet captures"): "always" captures its TCP
+# scenarios in the default mode; "on-request" only with --capture (bulk transfers and
+# rates, which a capture beside them slows by 20-40 %).
+CAPTURE_POLICIES = ("always", "on-request")
+# The packet facts a failed verdict of the family cites (sockspec.packets.summary_text.cite):
+# "ends" (who sent FIN or RST, when, after how many bytes), "replies" (where a reply waited).
+CITED_FACTS = ("", "ends", "replies")
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A metric of the family's scenarios drawn as bars in the report, one bar per target
+    and transport: ``Chart("conn_per_s", "connection rate", "conn/s")``."""
+
+    metric: str
+    what: str
+    unit: str
+
+
 @dataclass(frozen=True)
 class Family:
     """A behaviour family: one pytest marker and one row of the report.
 
     ``hint`` names the system call and the pattern that fixes the usual cause;
-    a family cannot be declared without one.
+    a family cannot be declared without one. What else the harness needs to know
+    about the family is declared here too, so that adding a family touches only
+    its scenario module (and the faulty program that proves it):
+
+    ``capture``: "always" (default) or "on-request" (see CAPTURE_POLICIES);
+    ``cites``: the packet facts its failed verdicts cite ("", "ends", "replies");
+    ``charts``: metrics its scenarios record that the report draws as bars;
+    ``sizes``: the measurement sizes (sockspec.measure.settings.Size) its scenarios read
+    from SOCKSPEC_* variables, parsed before a ``sockspec run`` starts, and
+    ``check_sizes``: a function of their values (by name) that refuses what this host
+    cannot do (raises ImpossibleLoad).
     """
 
     name: str
     behaviour: str
     hint: str
+    capture: str = "always"
+    cites: str = ""
+    charts: tuple[Chart, ...] = ()
+    sizes: tuple = ()
+    check_sizes: Callable[[dict], None] | None = None
 
     def __post_init__(self) -> None:
         if not self.behaviour.strip() or not self.hint.strip():
             raise ValueError(f"family {self.name!r} needs a behaviour and a fix hint")
+        if self.capture not in CAPTURE_POLICIES:
+            raise ValueError(f"family {self.name!r}: capture must be one of {CAPTURE_POLICIES}")
+        if self.cites not in CITED_FACTS:
+            raise ValueError(f"family {self.name!r}: cites must be one of {CITED_FACTS}")
 
 
 @dataclass(frozen=True)

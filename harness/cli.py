@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from sockspec.catalogue import catalogue_directory, load_scenarios
+from sockspec.catalogue import catalogue_directory, families, load_scenarios
 from sockspec.errors import SockspecError, UsageError
 from sockspec.measure.settings import check_environment as check_measurement_sizes
 from sockspec.plugin import options
@@ -108,7 +108,6 @@ def command_run(args: argparse.Namespace) -> int:
         raise UsageError(f"-n wants a number or 'auto', got {args.workers!r}")
     if args.ready_timeout <= 0:
         raise UsageError("--ready-timeout must be positive")
-    check_measurement_sizes()  # SOCKSPEC_* sizes beyond this host's limits: one line, exit 2
     paths, selectors = split_positionals(args.selectors)
     # Without a PATH the run is the built-in catalogue; with one, the catalogue only
     # when asked for (--with-catalogue).
@@ -118,6 +117,8 @@ def command_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     check_scenario_names(selectors, specs)
+    # SOCKSPEC_* sizes the run's families declare, beyond this host's limits: one line, exit 2
+    check_measurement_sizes(families(specs).values())
     selection = build_selection(
         targets_file=os.path.abspath(args.targets) if args.targets else None,
         target_names=args.target, transports=args.transport,

@@ -117,7 +117,7 @@ def render_html(document: dict, baseline: dict | None = None, bench: dict | None
         "failure_groups": groups,
         "failures_open": broken_count <= OPEN_FAILURES_LIMIT,
         "results_groups": results_by_outcome(items),
-        "measurements": family_measurements(items),
+        "measurements": family_measurements(items, document.get("families")),
         "run_rows": run_metadata_rows(run),
         "sysctls": sysctl_rows(run),
         "targets": targets,

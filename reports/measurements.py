@@ -31,14 +31,16 @@ LATENCY_COLUMNS = (("latency_p50_ms", "p50", 50.0), ("latency_p90_ms", "p90", 90
                    ("latency_p99_ms", "p99", 99.0), ("latency_p999_ms", "p99.9", 99.9))
 LATENCY_EXTRA = (("latency_max_ms", "max"), ("latency_count", "samples"))
 CDF_PREFIX, CDF_SUFFIX = "latency_cdf_", "_ms"
-BAR_METRICS = {
+# Bar charts are declared by each family (Family.charts, in the results document's
+# "families"). A results file written before families declared them gets these.
+LEGACY_BAR_METRICS = {
     "conn_per_s": ("connection rate", "conn/s"),
     "throughput_gbps": ("throughput", "Gbit/s"),
     "accept_queue_depth": ("accept-queue depth", "connections"),
 }
 SETUP_METRICS = ("concurrent_connections", "setup_s")
 KNOWN_METRICS = ({name for name, _, _ in LATENCY_COLUMNS} | {name for name, _ in LATENCY_EXTRA}
-                 | set(BAR_METRICS) | set(SETUP_METRICS))
+                 | set(LEGACY_BAR_METRICS) | set(SETUP_METRICS))
 
 
 @dataclass
@@ -141,9 +143,11 @@ def latency_charts(scenario: str, items: list[Item]) -> list[Chart]:
     return charts
 
 
-def bar_charts(scenario: str, items: list[Item]) -> list[Chart]:
+def bar_charts(scenario: str, items: list[Item],
+               bars: dict[str, tuple[str, str]] | None = None) -> list[Chart]:
+    """One bar chart per declared metric (``bars``: metric -> (what, unit))."""
     charts = []
-    for metric, (what, unit) in BAR_METRICS.items():
+    for metric, (what, unit) in (LEGACY_BAR_METRICS if bars is None else bars).items():
         bars = [(series_label(i), numbers(i)[metric]) for i in items if metric in numbers(i)]
         if bars:
             charts.append(Chart(bar_chart(bars, title=f"{scenario}: {what}", unit=unit),
@@ -187,8 +191,25 @@ def _table(group: list[Item], names: list[str], row_type: type) -> list:
     return rows
 
 
-def family_measurements(items: list[Item]) -> list[FamilyMeasurements]:
-    """One block per family that recorded any metric, in family order."""
+def declared_bars(families: object) -> dict[str, dict[str, tuple[str, str]]] | None:
+    """The results document's "families" -> family -> metric -> (what, unit); None when
+    the document has no such section (an older file: the legacy table applies)."""
+    if not isinstance(families, dict):
+        return None
+    declared: dict[str, dict[str, tuple[str, str]]] = {}
+    for name, info in families.items():
+        charts = info.get("charts") if isinstance(info, dict) else None
+        for chart in charts if isinstance(charts, list) else []:
+            if isinstance(chart, dict) and all(isinstance(chart.get(k), str)
+                                               for k in ("metric", "what", "unit")):
+                declared.setdefault(name, {})[chart["metric"]] = (chart["what"], chart["unit"])
+    return declared
+
+
+def family_measurements(items: list[Item], families: object = None) -> list[FamilyMeasurements]:
+    """One block per family that recorded any metric, in family order. ``families``: the
+    document's "families" section (the bar charts each family declares)."""
+    declared = declared_bars(families)
     families: dict[str, list[Item]] = {}
     for item in items:
         if item.metrics:
@@ -203,7 +224,8 @@ def family_measurements(items: list[Item]) -> list[FamilyMeasurements]:
         block.latency_rows = _table(group, [n for n, _ in present], LatencyRow)
         for scenario, scenario_items in _by_scenario(group).items():
             block.charts += latency_charts(scenario, scenario_items)
-            block.charts += bar_charts(scenario, scenario_items)
+            bars = None if declared is None else declared.get(family, {})
+            block.charts += bar_charts(scenario, scenario_items, bars)
         block.charts += setup_charts(family, group)
         # Every other value goes to a table too, so nothing a chart leaves out is lost.
         in_latency_table = {n for n, _ in present}

@@ -78,12 +78,17 @@ class ResultCollector:
 
     def __init__(self) -> None:
         self._items: dict[str, ItemResult] = {}
+        # family name -> what the family declares for the report ("charts")
+        self.families: dict[str, dict] = {}
 
     def add_phase(self, nodeid: str, when: str, outcome: str, duration: float, record: dict) -> None:
         item = self._items.get(nodeid)
         if item is None:
-            static = {k: record[k] for k in ItemResult.STATIC if record.get(k)}
+            static = {k: record.get(k) or "" for k in ItemResult.STATIC}
+            static["kind"] = static["kind"] or "server"
             item = self._items[nodeid] = ItemResult(nodeid=nodeid, **static)
+        if record.get("family_charts") and item.family:
+            self.families.setdefault(item.family, {})["charts"] = record["family_charts"]
         item.duration_s = round(item.duration_s + duration, 6)
         item.metrics.update(record.get("metrics") or {})
         for key in ("pcap", "packet_summary"):
@@ -152,9 +157,12 @@ def per_target_totals(items: list[ItemResult]) -> dict[str, dict[str, int]]:
     return {name: summarize(group) for name, group in sorted(by_target.items())}
 
 
-def build_document(run: dict, items: list[ItemResult], targets: list[dict]) -> dict:
+def build_document(run: dict, items: list[ItemResult], targets: list[dict],
+                   families: dict[str, dict] | None = None) -> dict:
+    """The results document. ``families``: what families declare for the report (their
+    bar charts: ``{"throughput": {"charts": [{"metric", "what", "unit"}]}}``)."""
     ordered = sorted(items, key=lambda i: (i.target, i.transport, i.family, i.scenario))
-    return {
+    document = {
         "schema": SCHEMA,
         "run": run,
         "summary": summarize(ordered),
@@ -162,6 +170,9 @@ def build_document(run: dict, items: list[ItemResult], targets: list[dict]) -> d
         "per_target": per_target_totals(ordered),
         "results": [asdict(item) for item in ordered],
     }
+    if families:
+        document["families"] = {name: families[name] for name in sorted(families)}
+    return document
 
 
 def write_results(path: str | Path, document: dict) -> None:

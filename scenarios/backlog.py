@@ -9,7 +9,7 @@ moment (a GC pause, a burst of work in its accept loop) must not turn a burst
 of clients into one-second stalls.
 """
 
-from sockspec.catalogue import Family, scenario
+from sockspec.catalogue import Chart, Family, scenario
 from sockspec.drivers.load import connect_burst, probe_service
 from sockspec.verdict import expect
 
@@ -18,6 +18,7 @@ BACKLOG = Family(
     behaviour="connections made while the server is not accepting wait in its accept queue",
     hint="pass a large backlog to listen() (SOMAXCONN, or at least 128): the kernel queues "
     "backlog+1 handshaken connections; past that it drops SYNs and clients retry after 1 s",
+    charts=(Chart("accept_queue_depth", "accept-queue depth", "connections"),),
 )
 
 NOT_ON_UNIX = {"unix": "a Unix listener with a full accept queue fails connect() at once with "

@@ -26,6 +26,7 @@ CLIENT_ABORT = Family(
     hint="a send() to a peer that reset fails with EPIPE and raises SIGPIPE, which kills "
     "the process by default: ignore it (signal(SIGPIPE, SIG_IGN)) or send with "
     "MSG_NOSIGNAL, and treat EPIPE/ECONNRESET as the end of that one connection",
+    cites="ends",
 )
 
 CONNECT_TIMEOUT = 5.0

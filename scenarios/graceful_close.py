@@ -33,6 +33,7 @@ GRACEFUL_CLOSE = Family(
     hint="end a connection with shutdown(SHUT_WR), read until EOF (bounded), then close(); "
     "never set SO_LINGER {1, 0} and never close() with unread input: both make the kernel "
     "send RST and discard response bytes the client has not read yet",
+    cites="ends",
 )
 
 # 256 KiB is more than the client's receive window while it is not reading

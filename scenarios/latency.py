@@ -12,6 +12,7 @@ LATENCY = Family(
     hint="write each reply with one send() (build it in a buffer, or use writev()/sendmsg() "
     "for several pieces), or set TCP_NODELAY: a second small write waits for the ACK of "
     "the first (Nagle), which the client delays by about 40 ms",
+    cites="replies",
 )
 
 MESSAGE_BYTES = 100

@@ -3,8 +3,12 @@
 from sockspec.catalogue import Family, scenario
 from sockspec.measure.histogram import NS_PER_MS
 from sockspec.measure.latency import PingPongRequest, run_ping_pong
-from sockspec.measure.settings import MeasureSizes
+from sockspec.measure.settings import Size, check_ping_pong_sizes
 from sockspec.verdict import expect
+
+ROUND_TRIPS = Size("latency_round_trips", 2000)
+WARMUP = Size("latency_warmup", 200, minimum=0)
+MESSAGE_BYTES = Size("latency_message_bytes", 64)
 
 LATENCY_DISTRIBUTION = Family(
     name="latency-distribution",
@@ -13,6 +17,9 @@ LATENCY_DISTRIBUTION = Family(
     "reply path (a lock, a synchronous flush or fsync, a log write, a sleep, a GC pause): "
     "move periodic housekeeping off the connection's thread and never block between "
     "recv() and send()",
+    capture="on-request",  # a capture beside it costs 20-40 % of what it measures
+    sizes=(ROUND_TRIPS, WARMUP, MESSAGE_BYTES),
+    check_sizes=check_ping_pong_sizes,
 )
 
 # Each single send or recv may wait this long; only a server that stops answering nears it.
@@ -38,9 +45,8 @@ def test_ping_pong_latency_distribution(server, metrics):
     Verdict: every echo intact, no reset, EOF or timeout, and the p99.9 round
     trip below 250 ms. Percentiles, max, count and CDF points are recorded.
     """
-    sizes = MeasureSizes.from_environment()
-    request = PingPongRequest(size=sizes.latency_message_bytes, count=sizes.latency_round_trips,
-                              warmup=sizes.latency_warmup, timeout_s=REPLY_TIMEOUT,
+    request = PingPongRequest(size=MESSAGE_BYTES.value(), count=ROUND_TRIPS.value(),
+                              warmup=WARMUP.value(), timeout_s=REPLY_TIMEOUT,
                               budget_s=TIME_BUDGET)
     result = run_ping_pong(server.address, request)
     summary = result.histogram.summary()

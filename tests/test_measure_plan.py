@@ -14,7 +14,7 @@ from sockspec.measure.plan import (
     plan_connections,
     source_for,
 )
-from sockspec.measure.settings import MeasureSizes, check_environment
+from sockspec.measure.settings import Size, check_environment, family_sizes
 
 # This machine: RLIMIT_NOFILE 20000 (hard), ports 32768-60999, plenty of memory.
 HERE = HostLimits(fd_limit=20000, port_range=28232, mem_available=20 * 2**30)
@@ -117,20 +117,37 @@ def test_impossible_ping_pongs_are_refused_naming_the_limit(size, count, warmup,
         check_ping_pong(size, count, warmup, rate)
 
 
+def measurement_families():
+    from sockspec.catalogue import families, load_catalogue
+
+    return [f for f in families(load_catalogue()).values() if f.sizes]
+
+
 def test_sizes_come_from_the_environment_and_are_checked():
-    sizes = MeasureSizes.from_environment({"SOCKSPEC_CONCURRENT_CONNECTIONS": "1200",
-                                           "SOCKSPEC_CONNECTION_RATE_SECONDS": "0.5"})
-    assert sizes.concurrent_connections == 1200 and sizes.connection_rate_seconds == 0.5
-    assert MeasureSizes.from_environment({}) == MeasureSizes()
+    from sockspec.scenarios.concurrent_connections import CONCURRENT_CONNECTIONS
+    from sockspec.scenarios.connection_rate import CONNECTION_RATE
+
+    env = {"SOCKSPEC_CONCURRENT_CONNECTIONS": "1200", "SOCKSPEC_CONNECTION_RATE_SECONDS": "0.5"}
+    assert family_sizes(CONCURRENT_CONNECTIONS, env) == {"concurrent_connections": 1200}
+    assert family_sizes(CONNECTION_RATE, env) == {"connection_rate_seconds": 0.5}
+    assert family_sizes(CONNECTION_RATE, {}) == {"connection_rate_seconds": 1.0}
     with pytest.raises(ImpossibleLoad, match="SOCKSPEC_THROUGHPUT_BYTES"):
-        MeasureSizes.from_environment({"SOCKSPEC_THROUGHPUT_BYTES": "-1"})
+        check_environment(measurement_families(), {"SOCKSPEC_THROUGHPUT_BYTES": "-1"})
     with pytest.raises(ImpossibleLoad, match="not a number"):
-        MeasureSizes.from_environment({"SOCKSPEC_LATENCY_ROUND_TRIPS": "many"})
+        check_environment(measurement_families(), {"SOCKSPEC_LATENCY_ROUND_TRIPS": "many"})
+    assert Size("latency_warmup", 200, minimum=0).value({"SOCKSPEC_LATENCY_WARMUP": "0"}) == 0
+
+
+def test_every_size_is_declared_by_the_family_that_reads_it():
+    declared = {s.variable for f in measurement_families() for s in f.sizes}
+    assert declared == {"SOCKSPEC_LATENCY_ROUND_TRIPS", "SOCKSPEC_LATENCY_WARMUP",
+                        "SOCKSPEC_LATENCY_MESSAGE_BYTES", "SOCKSPEC_CONNECTION_RATE_SECONDS",
+                        "SOCKSPEC_CONCURRENT_CONNECTIONS", "SOCKSPEC_THROUGHPUT_BYTES"}
 
 
 def test_the_environment_check_refuses_what_this_host_cannot_do():
-    assert check_environment({}) == MeasureSizes()
+    check_environment(measurement_families(), {})
     with pytest.raises(ImpossibleLoad, match="RLIMIT_NOFILE"):
-        check_environment({"SOCKSPEC_CONCURRENT_CONNECTIONS": "5000000"})
+        check_environment(measurement_families(), {"SOCKSPEC_CONCURRENT_CONNECTIONS": "5000000"})
     with pytest.raises(ImpossibleLoad, match="deadlock"):
-        check_environment({"SOCKSPEC_LATENCY_MESSAGE_BYTES": "1000000"})
+        check_environment(measurement_families(), {"SOCKSPEC_LATENCY_MESSAGE_BYTES": "1000000"})

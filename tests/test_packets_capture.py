@@ -92,7 +92,7 @@ def test_fin_and_rst_are_attributed_and_the_pcap_reads_back(tmp_path):
     assert first.client_side.rst_at is None and first.server_side.rst_at is None
     assert second.server_side.rst_at is not None and second.server_side.fin_at is None
     assert second.client_side.bytes_sent == 1
-    assert "server RST at" in cite(summary, "client-abort")
+    assert "server RST at" in cite(summary, "ends")
     assert result.lost_packets == 0 and not result.truncated
 
     path = write_pcap(tmp_path / "two.pcap", result.frames)
@@ -140,7 +140,7 @@ def test_a_nagle_stall_shows_as_a_gap_after_the_client_ack(tmp_path):
     # Quick-ACK mode hides the first round or two; the later ones wait ~40 ms each.
     assert stalled, describe(summary)
     assert summary.metrics()["packets_max_reply_gap_ms"] >= 30
-    assert "stalled until the client's ACK" in cite(summary, "latency")
+    assert "stalled until the client's ACK" in cite(summary, "replies")
 
 
 def test_a_failed_run_keeps_its_pcap_and_cites_the_packets(tmp_path):

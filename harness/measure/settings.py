@@ -1,18 +1,21 @@
 """Sizes of the measurement scenarios: modest by default, larger through the environment.
 
-The default catalogue run must stay fast (a few seconds for all measurement
-families per target and transport). A big run sets, for example::
+Each family declares the sizes its scenarios read (``Family(sizes=(...), check_sizes=...)``,
+with ``Size`` from here); this module parses and checks them. The default catalogue
+run must stay fast (a few seconds for all measurement families per target and
+transport). A big run sets, for example::
 
     SOCKSPEC_LATENCY_ROUND_TRIPS=100000 SOCKSPEC_CONCURRENT_CONNECTIONS=50000 sockspec run ...
 
-Values are parsed and checked here, once, and refused with the variable named.
+Values are parsed and checked once, and refused with the variable named
+(ImpossibleLoad: one line, exit 2, before any scenario runs).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from sockspec.measure.plan import ImpossibleLoad
 
@@ -20,52 +23,65 @@ ENV_PREFIX = "SOCKSPEC_"
 
 
 @dataclass(frozen=True)
-class MeasureSizes:
-    latency_round_trips: int = 2000
-    latency_warmup: int = 200
-    latency_message_bytes: int = 64
-    connection_rate_seconds: float = 1.0
-    concurrent_connections: int = 500
-    throughput_bytes: int = 64 * 1024 * 1024
+class Size:
+    """One size a family's scenarios read: ``SOCKSPEC_<NAME IN CAPITALS>``, else ``default``.
 
-    @classmethod
-    def from_environment(cls, env: Mapping[str, str] | None = None) -> MeasureSizes:
-        """Defaults overridden by SOCKSPEC_<FIELD NAME IN CAPITALS> variables."""
+    An int size must be at least ``minimum``; a float size must be positive.
+    """
+
+    name: str
+    default: int | float
+    minimum: int = 1
+
+    @property
+    def variable(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    def value(self, env: Mapping[str, str] | None = None) -> int | float:
         env = os.environ if env is None else env
-        values = {}
-        for item in fields(cls):
-            name = ENV_PREFIX + item.name.upper()
-            if name not in env:
-                continue
-            text = env[name]
-            try:
-                value = float(text) if item.type == "float" else int(text)
-            except ValueError:
-                raise ImpossibleLoad(f"{name}={text!r} is not a number") from None
-            minimum = 0 if item.name == "latency_warmup" else 1
-            if item.type == "float":
-                if not value > 0:
-                    raise ImpossibleLoad(f"{name}={text} must be positive")
-            elif value < minimum:
-                raise ImpossibleLoad(f"{name}={text} must be at least {minimum}")
-            values[item.name] = value
-        return cls(**values)
+        text = env.get(self.variable)
+        if text is None:
+            return self.default
+        kind = float if isinstance(self.default, float) else int
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ImpossibleLoad(f"{self.variable}={text!r} is not a number") from None
+        if kind is float and not value > 0:
+            raise ImpossibleLoad(f"{self.variable}={text} must be positive")
+        if kind is int and value < self.minimum:
+            raise ImpossibleLoad(f"{self.variable}={text} must be at least {self.minimum}")
+        return value
 
 
-def check_environment(env: Mapping[str, str] | None = None) -> MeasureSizes:
-    """Parse the SOCKSPEC_* sizes and check them against this host's limits, so that a
-    `sockspec run` with an impossible size stops before any scenario (ImpossibleLoad,
-    exit 2) instead of failing the same way in every measurement scenario."""
-    from sockspec.measure.plan import (
-        LOOPBACK_V4_SOURCES,
-        check_ping_pong,
-        plan_connections,
-        read_host_limits,
-    )
+def family_sizes(family, env: Mapping[str, str] | None = None) -> dict[str, int | float]:
+    """A family's sizes by name, parsed, then checked against this host by the family's
+    ``check_sizes`` (if it declares one)."""
+    values = {size.name: size.value(env) for size in family.sizes}
+    if family.check_sizes is not None:
+        family.check_sizes(values)
+    return values
 
-    sizes = MeasureSizes.from_environment(env)
-    check_ping_pong(sizes.latency_message_bytes, sizes.latency_round_trips,
-                    sizes.latency_warmup, None)
-    plan_connections(sizes.concurrent_connections, destinations=1, transport="tcp",
+
+def check_environment(families: Iterable, env: Mapping[str, str] | None = None) -> None:
+    """Parse and check the SOCKSPEC_* sizes of these families, so that a `sockspec run`
+    with an impossible size stops before any scenario (ImpossibleLoad, exit 2) instead
+    of failing the same way in every measurement scenario."""
+    for family in families:
+        family_sizes(family, env)
+
+
+def check_ping_pong_sizes(values: Mapping[str, int | float]) -> None:
+    """For a family with latency_message_bytes, latency_round_trips, latency_warmup."""
+    from sockspec.measure.plan import check_ping_pong
+
+    check_ping_pong(values["latency_message_bytes"], values["latency_round_trips"],
+                    values["latency_warmup"], None)
+
+
+def check_connection_count(values: Mapping[str, int | float]) -> None:
+    """For a family with concurrent_connections: one destination, loopback sources."""
+    from sockspec.measure.plan import LOOPBACK_V4_SOURCES, plan_connections, read_host_limits
+
+    plan_connections(values["concurrent_connections"], destinations=1, transport="tcp",
                      limits=read_host_limits(), source_pool=LOOPBACK_V4_SOURCES)
-    return sizes

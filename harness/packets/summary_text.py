@@ -120,13 +120,12 @@ def reply_words(c: ConnectionFacts) -> str:
 
 # Which facts a failed verdict of a family cites. graceful-close and client-abort
 # are about how connections ended; latency about where a reply waited.
-CITED_FACTS = {"graceful-close": "ends", "client-abort": "ends", "latency": "replies"}
 
 
-def cite(summary: CaptureSummary, family: str) -> str:
-    """One or two lines for the evidence of a failed verdict of ``family`` ('' if none)."""
-    kind = CITED_FACTS.get(family)
-    if kind is None or not summary.connections:
+def cite(summary: CaptureSummary, kind: str) -> str:
+    """One or two lines for the evidence of a failed verdict whose family cites ``kind``
+    (Family.cites: "ends" or "replies"; '' cites nothing)."""
+    if kind not in ("ends", "replies") or not summary.connections:
         return ""
     if kind == "replies":
         stalled = [(c, e) for c in summary.connections for e in c.exchanges if e.nagle_stall()]

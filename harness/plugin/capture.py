@@ -14,7 +14,7 @@ default instead of being re-run.
 What lands in the results record (through sockspec.plugin.stash.EXTRA_PROPERTY):
 ``pcap`` (relative to the results JSON's directory) and ``packet_summary``
 (no metrics: packet counts are not measurements of the server). A failed
-verdict of a family in summary.CITED_FACTS also gets one or two "packets: ..."
+verdict of a family that declares ``cites`` also gets one or two "packets: ..."
 lines appended to its evidence: how each connection ended, or where a reply
 waited.
 
@@ -48,14 +48,6 @@ from sockspec.packets.summary import EndTracker, summarize
 from sockspec.packets.summary_text import cite, describe
 from sockspec.plugin.stash import EXTRA_PROPERTY
 
-# Families that measure throughput, rates or tail latency, or move GiBs: a
-# capture beside them costs 20-40 % of the loopback throughput they measure
-# (every packet is cloned to the capture socket and read by a thread), so the
-# default mode leaves them alone; "all" captures them too.
-NOT_CAPTURED_BY_DEFAULT = frozenset({
-    "throughput", "sendfile-large", "connection-rate", "latency-distribution",
-    "sustained-load", "concurrent-connections",
-})
 CAPTURE_INTERFACE = "lo"
 # After the scenario returns, wait this long at most for connections still
 # closing (the server's FIN or RST answering the client's close), so the
@@ -85,7 +77,7 @@ class PacketEvidence:
 
 @dataclass
 class ItemCapture:
-    family: str
+    cites: str  # the packet facts the family's failed verdicts cite (Family.cites)
     result: CaptureResult | None = None
     server_port: int = 0
     note: str = ""
@@ -152,9 +144,11 @@ class PacketCapturePlugin:
         spec = spec_of(getattr(item, "function", None))
         if server is None or spec is None:
             return None
-        if self.mode == "failures" and spec.family.name in NOT_CAPTURED_BY_DEFAULT:
+        # A family that measures throughput, rates or tail latency declares capture =
+        # "on-request": a capture beside it costs 20-40 % of what it measures.
+        if self.mode == "failures" and spec.family.capture == "on-request":
             return None
-        plan = ItemCapture(family=spec.family.name)
+        plan = ItemCapture(cites=spec.family.cites)
         if server.transport == "unix":
             plan.note = UNIX_NOTE
         elif self.unavailable:
@@ -198,7 +192,7 @@ class PacketCapturePlugin:
             extra["pcap"] = (os.path.relpath(path, self.relative_to) if self.relative_to
                              else str(path))
         if failed:
-            cited = cite(summary, plan.family)
+            cited = cite(summary, plan.cites)
             if cited:
                 extra["evidence"] = cited
         return extra

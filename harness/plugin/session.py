@@ -17,6 +17,7 @@ controller writes the results JSON and the HTML report.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -221,7 +222,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         metrics=dict(item.funcargs.get("metrics") or {}) if report.when == "call" else {},
         kind=case.kind,
     )
-    report.user_properties.append((PROPERTY, json.dumps(record.phase_record())))
+    fields = record.phase_record()
+    if spec.family.charts:  # the family's knowledge, for the report (results "families")
+        fields["family_charts"] = [dataclasses.asdict(c) for c in spec.family.charts]
+    report.user_properties.append((PROPERTY, json.dumps(fields)))
 
 
 def _evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> str:
@@ -307,7 +311,7 @@ class ResultsReporter:
                                 ("client", self.selection.clients))
             for t in group
         ]
-        return build_document(run, self.collector.items(), targets)
+        return build_document(run, self.collector.items(), targets, self.collector.families)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
