@@ -63,6 +63,9 @@ FAULTY_DIR = PROJECT / "fixtures" / "faulty"
 def faulty_programs(kind: str) -> list[tuple[str, Path, object]]:
     """(name, path, DEFECT) of every faulty fixture of ``kind`` ("server" or "client")."""
     found = []
+    # The faulty programs run as scripts and import their siblings (_defect, ...) by name.
+    if str(FAULTY_DIR) not in sys.path:
+        sys.path.insert(0, str(FAULTY_DIR))
     for path in sorted(FAULTY_DIR.glob("*.py")):
         if path.name.startswith("_"):
             continue

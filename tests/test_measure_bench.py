@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from sockspec.errors import UsageError
-from sockspec.measure import baselines, bench
+from sockspec.measure import bench
+from sockspec.measure.bench import baselines
 from sockspec.measure.bench.report import SCHEMA, Goal, compare, document, table
 from sockspec.measure.latency import PingPongRequest, run_ping_pong
 from sockspec.transport import TcpAddress

@@ -102,6 +102,23 @@ def rewrite(text: str, path: Path) -> str:
 
     text = re.sub(r"^(\s*)from ((?:harness|reports|scenarios)(?:\.\w+)*) import (\w+)( as \w+)?$",
                   lambda m: m[1] + from_import(_Shift(m)), text, flags=re.M)
+
+    # "from harness.measure import baselines, latency": one line per moved name.
+    def split_moved(m: re.Match) -> str:
+        indent, package, names = m[1], m[2], [n.strip() for n in m[3].split(",")]
+        moved = [n for n in names if new_name(f"{package}.{n}") != f"{new_name(package)}.{n}"]
+        if not moved:
+            return m[0]
+        kept = [n for n in names if n not in moved]
+        lines = [f"{indent}from {package} import {', '.join(kept)}"] if kept else []
+        for name in moved:
+            parent, _, leaf = new_name(f"{package}.{name}").rpartition(".")
+            lines.append(f"{indent}from {parent} import {leaf}"
+                         + (f" as {name}" if leaf != name else ""))
+        return "\n".join(lines)
+
+    text = re.sub(r"^(\s*)from ((?:harness|reports|scenarios)(?:\.\w+)*) import "
+                  r"(\w+(?:, \w+)+)$", split_moved, text, flags=re.M)
     text = re.sub(r"^(\s*)from (harness|reports|scenarios)((?:\.\w+)*) import ",
                   lambda m: f"{m[1]}from {new_name(m[2] + m[3])} import ", text, flags=re.M)
     text = re.sub(r"^(\s*)import (harness|reports|scenarios)((?:\.\w+)*)$",
