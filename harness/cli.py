@@ -18,8 +18,9 @@ from harness.client_targets import load_target_file
 from harness.errors import SockspecError, UsageError
 from harness.measure.settings import check_environment as check_measurement_sizes
 from harness.scenario import load_catalogue
-from harness.selection import build_selection
+from harness.selection import build_selection, check_workers, parse_ready_timeout
 from harness.targets import TRANSPORTS
+from reports.outputs import OutputError, check_outputs
 from reports.results import ResultsFormatError
 
 PYTEST_EXIT_TO_SOCKSPEC = {0: 0, 1: 1, 2: 1, 3: 1, 4: 2}
@@ -67,7 +68,7 @@ def build_parser() -> ArgumentParser:
                      help="parallel workers (pytest-xdist), a number or 'auto'")
     run.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
     run.add_argument("-v", "--verbose", action="store_true", help="one line per item")
-    run.add_argument("--ready-timeout", type=float, default=10.0, metavar="S",
+    run.add_argument("--ready-timeout", type=parse_ready_timeout, default=10.0, metavar="S",
                      help="seconds a server may take to start accepting (default 10)")
     capture = run.add_mutually_exclusive_group()
     capture.add_argument("--capture", action="store_true",
@@ -90,6 +91,10 @@ def build_parser() -> ArgumentParser:
         "bench", add_help=False,
         help="compare sockspec with the C baselines and sockperf (options: bench --help)")
 
+    commands.add_parser(
+        "clean", help="remove the temporary directories and network namespaces of sockspec "
+        "runs that were killed (their process is gone); print each one removed")
+
     report = commands.add_parser("report", help="render results JSON as HTML")
     report.add_argument("results", nargs="+", metavar="RESULTS.json",
                         help="one results file, or two (old new) to compare")
@@ -100,10 +105,7 @@ def build_parser() -> ArgumentParser:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    if args.workers is not None and args.workers != "auto" and not args.workers.isdigit():
-        raise UsageError(f"-n wants a number or 'auto', got {args.workers!r}")
-    if args.ready_timeout <= 0:
-        raise UsageError("--ready-timeout must be positive")
+    check_workers(args.workers)  # a number up to 4 per CPU, or 'auto'
     check_measurement_sizes()  # SOCKSPEC_* sizes beyond this host's limits: one line, exit 2
     selection = build_selection(
         targets_file=args.targets, target_names=args.target, transports=args.transport,
@@ -111,6 +113,10 @@ def command_run(args: argparse.Namespace) -> int:
         catalogue=load_catalogue(), cwd=os.getcwd(), connect=args.connect, root=args.root,
         allow_remote=args.allow_remote, client_cmd=args.client_cmd,
     )
+    print_warnings(selection.warnings)
+    # Every output is checked before the first item runs: one line, exit 2.
+    check_outputs([("--json", args.json), ("--html", args.html),
+                   ("--junitxml", args.junitxml)])
     pytest_args = [str(scenarios_dir()), "-p", "harness.pytest_plugin", "-p", "no:cacheprovider",
                    "--ready-timeout", str(args.ready_timeout), "-rfE"]
     pytest_args += ["-v"] if args.verbose else ["-q"]
@@ -148,7 +154,16 @@ def command_run(args: argparse.Namespace) -> int:
 
     import pytest
 
-    status = int(pytest.main(pytest_args))
+    from harness.interrupts import SignalGuard, exit_status, signal_name
+
+    # SIGINT, SIGTERM, SIGHUP: the run stops, stops its servers, writes what finished
+    # (marked interrupted) and exits as a shell reports that signal: 130, 143, 129.
+    guard = SignalGuard()
+    status = int(pytest.main(pytest_args, plugins=[guard]))
+    if guard.stopped_by is not None:
+        print(f"sockspec: stopped by {signal_name(guard.stopped_by)}; the results of what "
+              "finished are marked interrupted", file=sys.stderr)
+        return exit_status(guard.stopped_by)
     if status == 5:
         print("sockspec: nothing to run: no scenario applies to the chosen targets and "
               "transports", file=sys.stderr)
@@ -173,8 +188,14 @@ def command_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_warnings(warnings) -> None:
+    for warning in warnings:
+        print(f"sockspec: warning: {warning}", file=sys.stderr)
+
+
 def command_targets(args: argparse.Namespace) -> int:
     declared = load_target_file(args.file)
+    print_warnings(declared.warnings)
     for target in declared.servers:
         transports = ",".join(target.transports())
         print(f"{target.name}  profile={target.profile}  transports={transports}")
@@ -197,8 +218,20 @@ def command_report(args: argparse.Namespace) -> int:
 
     if len(args.results) > 2:
         raise UsageError("report takes one results file, or two (old new) to compare")
+    check_outputs([("-o", args.output)], inputs=[*args.results, args.bench])
     write_report_files(args.results, args.output, bench_path=args.bench)
     print(os.path.abspath(args.output))
+    return 0
+
+
+def command_clean(args: argparse.Namespace) -> int:
+    from harness.cleanup import remove_leftovers
+
+    removed = remove_leftovers()
+    for line in removed:
+        print(f"removed {line}")
+    if not removed:
+        print("nothing to remove")
     return 0
 
 
@@ -209,7 +242,7 @@ def command_bench(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": command_run, "list": command_list, "targets": command_targets,
-            "report": command_report, "bench": command_bench}
+            "report": command_report, "bench": command_bench, "clean": command_clean}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,9 +262,19 @@ def main(argv: list[str] | None = None) -> int:
     except ResultsFormatError as exc:
         print(f"sockspec: {exc}", file=sys.stderr)
         return 2
+    except OutputError as exc:  # 2 when found up front, 1 when a late write failed
+        print(f"sockspec: {exc}", file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
         print("sockspec: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `sockspec list | head`: the reader left. Say nothing more on stdout (the
+        # interpreter would flush into the closed pipe again at exit).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1
 
 
 if __name__ == "__main__":
