@@ -20,9 +20,10 @@ from sockspec.catalogue import catalogue_directory, families, load_scenarios
 from sockspec.errors import SockspecError, UsageError
 from sockspec.measure.settings import check_environment as check_measurement_sizes
 from sockspec.plugin import options
+from sockspec.reports.outputs import OutputError, check_outputs
 from sockspec.reports.results import ResultsFormatError
 from sockspec.targets.clients import load_target_file
-from sockspec.targets.selection import build_selection, check_scenario_names
+from sockspec.targets.selection import build_selection, check_scenario_names, check_workers
 
 PYTEST_EXIT_TO_SOCKSPEC = {0: 0, 1: 1, 2: 1, 3: 1, 4: 2}
 
@@ -94,6 +95,10 @@ def build_parser() -> ArgumentParser:
         "bench", add_help=False,
         help="compare sockspec with the C baselines and sockperf (options: bench --help)")
 
+    commands.add_parser(
+        "clean", help="remove the temporary directories and network namespaces of sockspec "
+        "runs that were killed (their process is gone); print each one removed")
+
     report = commands.add_parser("report", help="render results JSON as HTML")
     report.add_argument("results", nargs="+", metavar="RESULTS.json",
                         help="one results file, or two (old new) to compare")
@@ -104,10 +109,7 @@ def build_parser() -> ArgumentParser:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    if args.workers is not None and args.workers != "auto" and not args.workers.isdigit():
-        raise UsageError(f"-n wants a number or 'auto', got {args.workers!r}")
-    if args.ready_timeout <= 0:
-        raise UsageError("--ready-timeout must be positive")
+    check_workers(args.workers)  # a number up to 4 per CPU, or 'auto'
     paths, selectors = split_positionals(args.selectors)
     # Without a PATH the run is the built-in catalogue; with one, the catalogue only
     # when asked for (--with-catalogue).
@@ -128,6 +130,10 @@ def command_run(args: argparse.Namespace) -> int:
     )
     if not selection.targets and not selection.clients:
         raise UsageError("no target selected")
+    print_warnings(selection.warnings)
+    # Every output is checked before the first item runs: one line, exit 2.
+    check_outputs([("--json", args.json), ("--html", args.html),
+                   ("--junitxml", args.junitxml)])
     pytest_args = [os.path.abspath(p) for p in paths]
     if not paths:
         pytest_args.append(str(scenarios_dir()))
@@ -148,9 +154,17 @@ def command_run(args: argparse.Namespace) -> int:
 
     import pytest
 
+    from sockspec.interrupts import SignalGuard, exit_status, signal_name
     from sockspec.plugin.session import RunRequest
 
-    status = int(pytest.main(pytest_args, plugins=[RunRequest(selection, specs)]))
+    # SIGINT, SIGTERM, SIGHUP: the run stops, stops its servers, writes what finished
+    # (marked interrupted) and exits as a shell reports that signal: 130, 143, 129.
+    guard = SignalGuard()
+    status = int(pytest.main(pytest_args, plugins=[guard, RunRequest(selection, specs)]))
+    if guard.stopped_by is not None:
+        print(f"sockspec: stopped by {signal_name(guard.stopped_by)}; the results of what "
+              "finished are marked interrupted", file=sys.stderr)
+        return exit_status(guard.stopped_by)
     if status == 5:
         print("sockspec: nothing to run: no scenario applies to the chosen targets and "
               "transports", file=sys.stderr)
@@ -183,8 +197,14 @@ def command_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_warnings(warnings) -> None:
+    for warning in warnings:
+        print(f"sockspec: warning: {warning}", file=sys.stderr)
+
+
 def command_targets(args: argparse.Namespace) -> int:
     declared = load_target_file(args.file)
+    print_warnings(declared.warnings)
     for target in declared.servers:
         transports = ",".join(target.transports())
         print(f"{target.name}  profile={target.profile}  transports={transports}")
@@ -207,8 +227,20 @@ def command_report(args: argparse.Namespace) -> int:
 
     if len(args.results) > 2:
         raise UsageError("report takes one results file, or two (old new) to compare")
+    check_outputs([("-o", args.output)], inputs=[*args.results, args.bench])
     write_report_files(args.results, args.output, bench_path=args.bench)
     print(os.path.abspath(args.output))
+    return 0
+
+
+def command_clean(args: argparse.Namespace) -> int:
+    from sockspec.cleanup import remove_leftovers
+
+    removed = remove_leftovers()
+    for line in removed:
+        print(f"removed {line}")
+    if not removed:
+        print("nothing to remove")
     return 0
 
 
@@ -219,7 +251,7 @@ def command_bench(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": command_run, "list": command_list, "targets": command_targets,
-            "report": command_report, "bench": command_bench}
+            "report": command_report, "bench": command_bench, "clean": command_clean}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,9 +277,19 @@ def main(argv: list[str] | None = None) -> int:
     except ResultsFormatError as exc:
         print(f"sockspec: {exc}", file=sys.stderr)
         return 2
+    except OutputError as exc:  # 2 when found up front, 1 when a late write failed
+        print(f"sockspec: {exc}", file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
         print("sockspec: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `sockspec list | head`: the reader left. Say nothing more on stdout (the
+        # interpreter would flush into the closed pipe again at exit).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1
 
 
 if __name__ == "__main__":

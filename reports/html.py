@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -22,6 +21,7 @@ from sockspec.reports.bench import bench_context, load_bench
 from sockspec.reports.charts import format_number
 from sockspec.reports.compare import Comparison, compare_documents
 from sockspec.reports.measurements import family_measurements
+from sockspec.reports.outputs import write_output
 from sockspec.reports.results import load_results
 from sockspec.reports.view import (
     BROKEN,
@@ -30,6 +30,7 @@ from sockspec.reports.view import (
     count_outcomes,
     failure_groups,
     normalise_results,
+    not_run_records,
     plural,
     results_by_outcome,
     run_metadata_rows,
@@ -112,7 +113,8 @@ def render_html(document: dict, baseline: dict | None = None, bench: dict | None
         "run": run,
         "items": items,
         "counts": count_outcomes(items),
-        "verdict": run_verdict(items),
+        "verdict": run_verdict(items, run, not_run_records(document)),
+        "not_run": not_run_records(document),
         "matrices": build_matrices(items, targets),
         "failure_groups": groups,
         "failures_open": broken_count <= OPEN_FAILURES_LIMIT,
@@ -132,12 +134,10 @@ def render_html(document: dict, baseline: dict | None = None, bench: dict | None
 
 def write_html_report(document: dict, path: str | Path, baseline: dict | None = None,
                       bench: dict | None = None) -> None:
-    """Write the report for ``document`` atomically (a reader never sees half a file)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(render_html(document, baseline, bench), encoding="utf-8")
-    os.replace(tmp, target)
+    """Write the report for ``document`` as sockspec.reports.outputs does: atomically over a
+    regular file or a new path (a reader never sees half a file), through a symlink,
+    straight into a device or FIFO. OutputError (one line) when it fails."""
+    write_output(path, render_html(document, baseline, bench), label="HTML report")
 
 
 def write_report_files(paths: list[str], output: str, bench_path: str | None = None) -> None:

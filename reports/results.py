@@ -10,6 +10,7 @@ phase report, and are merged here into one record per item.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -21,8 +22,15 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sockspec.reports.outputs import write_output
+
 SCHEMA = "sockspec.results/1"
-OUTCOMES = ("passed", "failed", "error", "skipped")
+# "interrupted" was added to schema 1 compatibly: an item that was running when a
+# signal (SIGINT, SIGTERM, SIGHUP) stopped the run. It is never a pass.
+OUTCOMES = ("passed", "failed", "error", "skipped", "interrupted")
+# run.status: every selected item finished; a signal stopped the run; or items
+# were left unfinished or never ran for another reason (a crashed worker, -x).
+RUN_STATES = ("complete", "interrupted", "incomplete")
 
 # Sysctls that change what a socket program observes: accept-queue depth,
 # ephemeral ports, SYN retry timing, TIME_WAIT reuse.
@@ -52,7 +60,9 @@ class ItemResult:
     scenario: str
     family: str
     description: str = ""
-    outcome: str = "passed"
+    # Never "passed" by default: the collector sets "passed" only from a call
+    # phase that ran to its end and passed.
+    outcome: str = "error"
     evidence: str = ""
     hint: str = ""
     duration_s: float = 0.0
@@ -62,10 +72,6 @@ class ItemResult:
     packet_summary: str = ""   # who sent FIN/RST, retransmissions, zero windows, gaps
     kind: str = "server"       # what was judged: a "server" or a "client" under test
 
-    # The fields a phase's record fixes once per item (the first record sets them).
-    STATIC = ("target", "profile", "transport", "scenario", "family", "description", "hint",
-              "reproduce", "kind")
-
     def phase_record(self) -> dict:
         """This record as one pytest phase sends it to the controller (JSON-safe)."""
         record = asdict(self)
@@ -73,20 +79,62 @@ class ItemResult:
         return record
 
 
+STATIC_FIELDS = ("target", "profile", "transport", "scenario", "family", "description",
+                 "hint", "reproduce")
+# A phase record may also say (both optional, both added by the harness plugin):
+#   "harness_error": true   -- the failure is the harness's own trouble: "error", no hint
+#   "interrupted": "SIGTERM" -- a signal arrived while this item ran
+
+
+@dataclass
+class _Progress:
+    """What is known of one item so far: its record and the phases pytest reported."""
+
+    item: ItemResult
+    started: bool = False
+    phases: dict[str, str] = field(default_factory=dict)   # when -> pytest outcome
+    harness_error: bool = False
+    interrupted: str = ""                                   # the signal's name
+    crash: str = ""                                         # what killed its worker
+    crash_outcome: str = "error"
+
+
 class ResultCollector:
-    """Merges per-phase records (setup, call, teardown) into one ItemResult each."""
+    """Merges per-phase records (setup, call, teardown) into one ItemResult each.
+
+    An item is ``passed`` only when its call phase was reported and passed:
+    a setup report alone, or a start with no report at all, is an item that
+    did not finish (``interrupted`` when the run was stopped by a signal,
+    ``error`` otherwise).
+    """
 
     def __init__(self) -> None:
-        self._items: dict[str, ItemResult] = {}
+        self._items: dict[str, _Progress] = {}
         # family name -> what the family declares for the report ("charts")
         self.families: dict[str, dict] = {}
 
+    def _progress(self, nodeid: str, record: dict) -> _Progress:
+        progress = self._items.get(nodeid)
+        if progress is None:
+            static = {k: record.get(k, "") for k in STATIC_FIELDS}
+            progress = self._items[nodeid] = _Progress(ItemResult(nodeid=nodeid, **static))
+            if record.get("kind"):
+                progress.item.kind = record["kind"]
+        return progress
+
+    def start(self, nodeid: str, record: dict | None = None) -> None:
+        """The item began (pytest_runtest_logstart); ``record``: its static fields."""
+        self._progress(nodeid, record or {}).started = True
+
+    def started(self) -> set[str]:
+        return set(self._items)
+
     def add_phase(self, nodeid: str, when: str, outcome: str, duration: float, record: dict) -> None:
-        item = self._items.get(nodeid)
-        if item is None:
-            static = {k: record.get(k) or "" for k in ItemResult.STATIC}
-            static["kind"] = static["kind"] or "server"
-            item = self._items[nodeid] = ItemResult(nodeid=nodeid, **static)
+        progress = self._progress(nodeid, record)
+        item = progress.item
+        for key in STATIC_FIELDS:  # an item first seen by its start may lack some
+            if not getattr(item, key) and record.get(key):
+                setattr(item, key, record[key])
         if record.get("family_charts") and item.family:
             self.families.setdefault(item.family, {})["charts"] = record["family_charts"]
         item.duration_s = round(item.duration_s + duration, 6)
@@ -96,28 +144,83 @@ class ResultCollector:
                 setattr(item, key, record[key])
         if "evidence" not in record:  # a record of extra facts only, not of a phase
             return
+        if progress.phases.get(when) != "failed":  # extra facts never undo a failure
+            progress.phases[when] = outcome
+        if record.get("harness_error"):
+            progress.harness_error = True
+        if record.get("interrupted") and when != "teardown":
+            progress.interrupted = str(record["interrupted"])
         evidence = record.get("evidence") or ""
-        new_outcome = _phase_outcome(when, outcome)
-        if new_outcome is not None and _rank(new_outcome) >= _rank(item.outcome):
-            item.outcome = new_outcome
         if evidence:  # also from a passed teardown: e.g. "after stop: port still held"
             item.evidence = f"{item.evidence}\n{evidence}".strip()
 
-    def items(self) -> list[ItemResult]:
-        return list(self._items.values())
+    def add_crash(self, nodeid: str, text: str, record: dict | None = None,
+                  outcome: str = "error") -> None:
+        """The process running the item died (``error``) or was stopped (``interrupted``)."""
+        progress = self._progress(nodeid, record or {})
+        progress.started = True
+        progress.crash = text
+        progress.crash_outcome = outcome
+
+    def unfinished(self) -> list[str]:
+        """Items that began but whose outcome no phase report settled."""
+        return [nodeid for nodeid, p in self._items.items() if _settled(p) is None]
+
+    def items(self, interrupted_by: str | None = None) -> list[ItemResult]:
+        """The items so far; ``interrupted_by``: the signal that stopped the run, if any."""
+        return [_resolve(p, interrupted_by) for p in self._items.values()]
 
 
-def _phase_outcome(when: str, outcome: str) -> str | None:
+def _phase_outcome(when: str, outcome: str, harness_error: bool) -> str | None:
     """pytest phase outcome -> sockspec outcome (None: nothing to say)."""
     if outcome == "skipped":
         return "skipped"
     if outcome == "failed":
-        return "failed" if when == "call" else "error"
+        return "failed" if when == "call" and not harness_error else "error"
     return "passed" if when == "call" else None
 
 
 def _rank(outcome: str) -> int:
     return {"passed": 0, "skipped": 1, "failed": 2, "error": 3}[outcome]
+
+
+def _settled(progress: _Progress) -> str | None:
+    """The outcome the reported phases settle, or None when the item did not finish."""
+    if progress.crash:
+        return progress.crash_outcome
+    if progress.interrupted:
+        return "interrupted"
+    found = [o for when, outcome in progress.phases.items()
+             if (o := _phase_outcome(when, outcome, progress.harness_error)) is not None]
+    if not found:
+        return None  # a passed setup alone, or no report: it never reached its end
+    if "call" not in progress.phases and "error" not in found and "skipped" not in found:
+        return None
+    return max(found, key=_rank)
+
+
+def _resolve(progress: _Progress, interrupted_by: str | None) -> ItemResult:
+    item = dataclasses.replace(progress.item, metrics=dict(progress.item.metrics))
+    settled = _settled(progress)
+    note = ""
+    if settled is None:
+        if interrupted_by:
+            settled = "interrupted"
+            note = f"interrupted by {interrupted_by} before the scenario finished"
+        else:
+            settled = "error"
+            note = ("did not finish: the harness stopped before this scenario's verdict "
+                    "was reported")
+    elif progress.crash:
+        note = progress.crash
+    elif settled == "interrupted":
+        note = f"interrupted by {progress.interrupted} while the scenario ran"
+    if note:
+        item.evidence = f"{note}\n{item.evidence}".strip()
+    item.outcome = settled
+    if progress.harness_error or settled == "interrupted":
+        item.hint = ""  # the program under test is not to blame
+    return item
 
 
 def read_sysctl(name: str) -> str | None:
@@ -157,11 +260,28 @@ def per_target_totals(items: list[ItemResult]) -> dict[str, dict[str, int]]:
     return {name: summarize(group) for name, group in sorted(by_target.items())}
 
 
+def run_status(items: list[ItemResult], not_run: list[dict], signal: str | None = None,
+               unfinished: bool = False) -> str:
+    """One of RUN_STATES: a signal or an interrupted item beats items left undone."""
+    if signal or any(item.outcome == "interrupted" for item in items):
+        return "interrupted"
+    return "incomplete" if not_run or unfinished else "complete"
+
+
 def build_document(run: dict, items: list[ItemResult], targets: list[dict],
-                   families: dict[str, dict] | None = None) -> dict:
-    """The results document. ``families``: what families declare for the report (their
-    bar charts: ``{"throughput": {"charts": [{"metric", "what", "unit"}]}}``)."""
+                   not_run: list[dict] | None = None, *, signal: str | None = None,
+                   unfinished: bool = False, families: dict[str, dict] | None = None) -> dict:
+    """The results document. ``not_run``: selected items that never started (records
+    with nodeid, target, transport, scenario, family, kind); ``signal``: the name of
+    the signal that stopped the run; ``unfinished``: something ended the run early
+    (a crashed worker, an internal error) even if every item has an outcome;
+    ``families``: what families declare for the report (their bar charts:
+    ``{"throughput": {"charts": [{"metric", "what", "unit"}]}}``)."""
     ordered = sorted(items, key=lambda i: (i.target, i.transport, i.family, i.scenario))
+    not_run = sorted(not_run or [], key=lambda r: (str(r.get("target", "")),
+                                                   str(r.get("transport", "")),
+                                                   str(r.get("nodeid", ""))))
+    run = dict(run, status=run_status(ordered, not_run, signal, unfinished), signal=signal)
     document = {
         "schema": SCHEMA,
         "run": run,
@@ -169,6 +289,7 @@ def build_document(run: dict, items: list[ItemResult], targets: list[dict],
         "targets": targets,
         "per_target": per_target_totals(ordered),
         "results": [asdict(item) for item in ordered],
+        "not_run": not_run,
     }
     if families:
         document["families"] = {name: families[name] for name in sorted(families)}
@@ -176,12 +297,11 @@ def build_document(run: dict, items: list[ItemResult], targets: list[dict],
 
 
 def write_results(path: str | Path, document: dict) -> None:
-    """Write atomically, so a reader never sees half a file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    """Write as sockspec.reports.outputs does: atomically over a regular file or a new path (a
+    reader never sees half a file), through a symlink, straight into a device or FIFO.
+    OutputError (one line) when it fails; no temporary file is left."""
+    write_output(path, json.dumps(document, indent=2, sort_keys=False) + "\n",
+                 label="results JSON")
 
 
 def load_results(path: str | Path) -> dict:

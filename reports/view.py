@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 from sockspec.reports.results import ItemResult
 
-OUTCOMES = ("failed", "error", "skipped", "passed")
+OUTCOMES = ("failed", "error", "interrupted", "skipped", "passed")
 BROKEN = ("failed", "error")
-OUTCOME_LABELS = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
+OUTCOME_LABELS = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip",
+                  "interrupted": "STOPPED"}
 TRANSPORT_ORDER = ("tcp", "tcp6", "unix")
 
 # Evidence is kept whole up to this size; beyond it, its head (what was expected
@@ -118,19 +119,42 @@ def count_outcomes(items: list[Item]) -> dict[str, int]:
 
 @dataclass
 class Verdict:
-    state: str  # "fail", "pass" or "empty"
+    state: str  # "fail", "pass", "empty", "interrupted" or "incomplete"
     title: str
     detail: str
     failing_targets: list[str] = field(default_factory=list)
+    ending: str = ""  # how an interrupted or incomplete run ended
 
 
-def run_verdict(items: list[Item]) -> Verdict:
+def not_run_records(document: dict) -> list[dict]:
+    """The selected items that never started (``not_run``, absent in older files)."""
+    return [r for r in document.get("not_run") or [] if isinstance(r, dict)]
+
+
+def run_verdict(items: list[Item], run: dict | None = None,
+                not_run: list[dict] | None = None) -> Verdict:
+    """The banner. A run that a signal stopped, or that left items unrun or unfinished,
+    is INTERRUPTED or INCOMPLETE whatever its items say: never PASSED."""
+    run = run if isinstance(run, dict) else {}
+    not_run = not_run or []
     counts = count_outcomes(items)
     targets = sorted({item.target for item in items})
     failing = sorted({item.target for item in items if item.outcome in BROKEN})
     parts = [f"{counts[o]} {plural(counts[o], o)}" for o in OUTCOMES if counts[o]]
     detail = (f"{', '.join(parts)} \u2014 {counts['total']} items on {len(targets)} "
               f"target{'s' if len(targets) != 1 else ''}")
+    never = (f"{len(not_run)} selected item{'s' if len(not_run) != 1 else ''} never ran"
+             if not_run else "")
+    status = str(run.get("status") or "")
+    if status == "interrupted" or counts["interrupted"]:
+        signal = run.get("signal")
+        ending = f"Stopped by {signal}" if signal else "Stopped by a signal"
+        ending += f"; {never}." if never else "."
+        return Verdict("interrupted", "INTERRUPTED", detail, failing, ending)
+    if status == "incomplete" or not_run:
+        ending = (f"The run ended early; {never}." if never
+                  else "The run ended early: some items did not finish.")
+        return Verdict("incomplete", "INCOMPLETE", detail, failing, ending)
     if counts["failed"] or counts["error"]:
         return Verdict("fail", "FAILED", detail, failing)
     if counts["passed"]:
@@ -151,8 +175,8 @@ class Cell:
 
     @property
     def state(self) -> str:
-        """The colour of the cell: failed beats error beats passed beats skipped."""
-        for outcome in ("failed", "error", "passed", "skipped"):
+        """The colour of the cell: failed, error, interrupted, passed, skipped, in that order."""
+        for outcome in ("failed", "error", "interrupted", "passed", "skipped"):
             if self.counts.get(outcome):
                 return outcome
         return "none"
@@ -167,6 +191,8 @@ class Cell:
             bits = [f"\u2717{c['failed']}" if c.get("failed") else "",
                     f"!{c['error']}" if c.get("error") else ""]
             return " ".join(b for b in bits if b) + f"/{self.total}"
+        if self.state == "interrupted":
+            return f"\u2016{c['interrupted']}/{self.total}"
         if self.state == "passed":
             return f"\u2713{c['passed']}" + (f" \u2013{c['skipped']}" if c.get("skipped") else "")
         return f"\u2013{c['skipped']}"

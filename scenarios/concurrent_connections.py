@@ -1,8 +1,18 @@
 """concurrent-connections: many connections open at once, each verified, none refused."""
 
+import errno
+
 from sockspec.catalogue import Family, scenario
+from sockspec.errors import HarnessError
 from sockspec.measure.concurrent import hold_concurrent
-from sockspec.measure.settings import Size, check_connection_count
+from sockspec.measure.plan import ImpossibleLoad
+from sockspec.measure.settings import (
+    Size,
+    check_connection_count,
+    check_server_fd_room,
+    process_fd_soft_limit,
+)
+from sockspec.transport import describe_os_error
 from sockspec.verdict import expect
 
 CONNECTIONS = Size("concurrent_connections", 500)
@@ -24,6 +34,9 @@ CONCURRENT_CONNECTIONS = Family(
 IN_FLIGHT = 100
 # All connections and their echoes complete within this; 500 take ~0.1 s here.
 SETUP_DEADLINE = 8.0
+# Our own socket() or accept-side errors: the generator's fd limit, not the server's.
+HARNESS_OUT_OF_FDS = (errno.EMFILE, errno.ENFILE)
+HARNESS_FD_ERRORS = ("EMFILE", "ENFILE")
 
 
 @scenario(CONCURRENT_CONNECTIONS, profiles=("echo",), fresh_server=True,
@@ -41,9 +54,24 @@ def test_concurrent_connections(server, metrics):
     RSS growth per connection.
     """
     wanted = CONNECTIONS.value()
-    rss = server.process.rss_bytes if server.managed_process is not None else None
-    result = hold_concurrent([server.address], wanted, inflight=IN_FLIGHT,
-                             timeout_s=SETUP_DEADLINE, rss_sampler=rss)
+    managed = server.managed_process
+    # The harness's own limits are its trouble (error), never the server's failure.
+    check_server_fd_room(wanted, process_fd_soft_limit(managed.pid) if managed else None)
+    rss = managed.rss_bytes if managed is not None else None
+    try:
+        result = hold_concurrent([server.address], wanted, inflight=IN_FLIGHT,
+                                 timeout_s=SETUP_DEADLINE, rss_sampler=rss)
+    except ImpossibleLoad as exc:
+        raise HarnessError(f"the harness cannot generate this load here: {exc}") from exc
+    except OSError as exc:
+        if exc.errno not in HARNESS_OUT_OF_FDS:
+            raise
+        raise HarnessError("the harness's load generator could not start: "
+                           f"{describe_os_error(exc)}") from exc
+    own = {name: n for name, n in result.hold.failures.items() if name in HARNESS_FD_ERRORS}
+    if own:
+        raise HarnessError(f"the harness's load generator ran out of descriptors ({own}); "
+                           f"first failure: {result.hold.first_failure}")
     metrics.record("concurrent_connections", result.hold.verified)
     metrics.record("setup_s", result.hold.setup_s)
     if result.server_bytes_per_conn is not None:

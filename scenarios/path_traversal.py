@@ -9,6 +9,7 @@ import os
 
 from sockspec.catalogue import Family, scenario
 from sockspec.errors import PeerError
+from sockspec.preparing import preparing, write_file
 from sockspec.reference.http_fetch import fetch
 from sockspec.verdict import expect
 
@@ -32,7 +33,7 @@ SYMLINK_TARGETS = ("/link-to-secret", "/link-to-outside/secret")
 
 
 def place_secret(server) -> None:
-    (server.outside_root / SECRET_NAME).write_bytes(SECRET)
+    write_file(server.outside_root / SECRET_NAME, SECRET, "write the secret file")
     # "/sub/../../secret" walks through a real directory, so a naive join
     # reaches the secret instead of failing on a missing "sub".
     server.put_file("sub/index.txt", b"inside the root\n")
@@ -92,5 +93,6 @@ def test_http_symlink_stays_in_root(server):
                             ("link-to-outside", server.outside_root)):
         link = server.root / name
         if not link.is_symlink():
-            os.symlink(points_to, link)
+            with preparing(f"make the symlink {link}"):
+                os.symlink(points_to, link)
     judge(server, SYMLINK_TARGETS)

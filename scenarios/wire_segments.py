@@ -178,11 +178,13 @@ def test_wire_segment_after_the_response(server, packet_evidence):
                "the server did not finish its response with FIN (the trigger needs it)",
                **before_late, **session.server_facts())
         session.client.send(flow, flow.data(b"\r\n"))
-        session.client.pump(LATE_SEGMENT_WAIT_S, lambda: flow.server_rst)
+        session.client.pump(LATE_SEGMENT_WAIT_S, lambda: flow.server_rst,
+                            waiting_for="an RST to the late segment (none is right)")
         if not flow.server_rst:
             session.client.send(flow, flow.data(b"", fin=True))
             session.client.pump(LATE_SEGMENT_WAIT_S, lambda: flow.server_rst
-                                or flow.unacknowledged == 0)
+                                or flow.unacknowledged == 0,
+                                waiting_for="the server to acknowledge the client's FIN")
         expect(not flow.server_rst,
                "the server answered a segment that arrived after its response with RST: it "
                "close()d without reading until the client's FIN, so a client whose response "

@@ -112,7 +112,7 @@ BASE = '[[client]]\nname = "a"\nprofile = "echo"\n'
 @pytest.mark.parametrize(
     "text, message",
     [
-        ('[[client]]\nprofile = "echo"\ntcp = ["a", "{port}"]', "key 'name' is required"),
+        ('[[client]]\nprofile = "echo"\ntcp = ["a", "{port}"]', "missing key 'name'"),
         ('[[client]]\nname = "a"\nprofile = "ftp"\ntcp = ["a", "{port}"]', "key 'profile'"),
         (BASE, "needs a 'tcp' or a 'unix' command"),
         (BASE + 'tcp = "a {port}"', "key 'tcp' must be"),

@@ -45,7 +45,7 @@ def test_a_family_declares_its_own_bar_charts_for_the_report():
     collector.add_phase("n::t[a-tcp]", "call", "passed", 0.1, {
         "target": "a", "transport": "tcp", "scenario": "rate", "family": "my-rate",
         "evidence": "", "metrics": {"requests_per_s": 1234.0}, "family_charts": charts})
-    document = build_document(dict(RUN), collector.items(), [], collector.families)
+    document = build_document(dict(RUN), collector.items(), [], families=collector.families)
     assert document["families"] == {"my-rate": {"charts": charts}}
     (block,) = family_measurements(normalise_results(document), document["families"])
     assert len(block.charts) == 1 and "request rate" in str(block.charts[0].svg)

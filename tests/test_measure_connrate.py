@@ -71,7 +71,7 @@ def test_a_silent_server_costs_one_timeout_per_connection_not_a_hang(engine):
         result = run_connection_rate(address, ConnRateRequest(duration_s=30, max_connections=3,
                                                                timeout_s=0.2, engine=engine))
     assert result.failures == {"timeout": 3} and result.succeeded == 0
-    assert result.elapsed_s < 3
+    assert result.elapsed_s < 15  # a hang bound: it did not wait out the 30 s duration
 
 
 @pytest.mark.parametrize("size", [1, 1024, 1025, 65536])
@@ -81,7 +81,9 @@ def test_payloads_of_one_segment_and_more_come_back_whole_and_fast(size, engine)
                                                                payload_size=size,
                                                                engine=engine))
     assert result.succeeded == 20, result.describe()
-    assert result.histogram.value_at_ns(50) < 20_000_000  # no 40 ms delayed-ACK stall
+    # No delayed-ACK stall: one costs 40 ms (TCP_DELACK_MIN) each time, so most
+    # connections would sit at or above it. How fast they are is the benchmark's business.
+    assert result.histogram.value_at_ns(50) < 40_000_000
 
 
 def test_more_connections_than_one_call_holds_are_all_counted(engine, monkeypatch):

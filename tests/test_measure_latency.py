@@ -49,6 +49,13 @@ def simulate_open_loop(service_ns: list[int], rate_per_s: float) -> tuple[list[i
     return from_intended, service
 
 
+def assert_percentiles_positive_and_monotonic(histogram: LatencyHistogram) -> None:
+    """Functional checks only: how fast is the benchmark's business (BENCHMARKS.md)."""
+    values = [histogram.value_at_ns(p) for p in (0, 50, 90, 99, 99.9, 100)]
+    assert values[0] > 0, values
+    assert values == sorted(values), values
+
+
 def test_schedule_is_a_fixed_rate():
     schedule = OpenLoopSchedule(1_000, 1000.0)
     assert [schedule.intended_ns(i) for i in range(3)] == [1_000, 1_001_000, 2_001_000]
@@ -117,8 +124,13 @@ def test_open_loop_keeps_to_its_rate(engine):
                                                         rate_per_s=1000.0, engine=engine,
                                                         timeout_s=REQUEST_TIMEOUT))
     assert result.ok, result.describe()
-    assert result.elapsed_s >= 0.299
-    assert result.histogram.value_at_ns(50) < 5 * NS_PER_MS, result.histogram.summary()
+    assert result.elapsed_s >= 0.299  # never ahead of the schedule
+    assert result.histogram.count == result.service.count == 300
+    assert_percentiles_positive_and_monotonic(result.histogram)
+    # measured from the intended send time, never from the later actual one
+    assert result.histogram.value_at_ns(50) >= result.service.value_at_ns(50)
+    # How close to its due time each request goes is a timing goal: the benchmark's
+    # (BENCHMARKS.md), not a test's.
 
 
 def test_a_refused_connection_is_counted_not_raised(engine):
@@ -191,7 +203,8 @@ def test_signals_interrupt_round_trips_without_losing_or_splitting_one(engine, r
     assert ticker.calls >= 40  # handlers ran during the measurement, not after it
     if rate_per_s:  # interrupted sleeps resumed: still on schedule, 10 ms apart
         assert result.elapsed_s >= 0.39
-        assert result.histogram.value_at_ns(50) < 8 * NS_PER_MS
+        assert result.histogram.count == result.service.count == 40
+    assert_percentiles_positive_and_monotonic(result.histogram)
 
 
 @pytest.mark.parametrize("rate_per_s", [None, 1000.0], ids=["closed", "open"])

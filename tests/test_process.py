@@ -25,6 +25,7 @@ from sockspec.process import (
     ServerProcess,
     StopReport,
     attribute_processes,
+    lifeline,
     read_process_table,
     stop_all,
     wait_until_accepting,
@@ -122,10 +123,11 @@ def descendants_of_harness() -> set[tuple[int, int]]:
     table = read_process_table()
     found: set[tuple[int, int]] = set()
     frontier = [os.getpid()]
+    watchdog = lifeline.watchdog_pid()  # lives as long as this process, on purpose
     while frontier:
         parent = frontier.pop()
         for info in table.values():
-            if info.ppid == parent and info.identity not in found:
+            if info.ppid == parent and info.identity not in found and info.pid != watchdog:
                 found.add(info.identity)
                 frontier.append(info.pid)
     return found

@@ -53,7 +53,7 @@ def test_render_fills_placeholders_and_leaves_other_braces():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ('[[server]]\nprofile = "echo"\ntcp = ["a", "{port}"]', "key 'name' is required"),
+        ('[[server]]\nprofile = "echo"\ntcp = ["a", "{port}"]', "missing key 'name'"),
         ('[[server]]\nname = "a"\nprofile = "ftp"\ntcp = ["a", "{port}"]', "key 'profile'"),
         ('[[server]]\nname = "a"\nprofile = "echo"', "needs a 'tcp' or a 'unix' command"),
         ('[[server]]\nname = "a"\nprofile = "echo"\ntcp = "a {port}"', "key 'tcp' must be"),

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sockspec.drivers.streams import parse_small_response
-from sockspec.errors import SockspecError
+from sockspec.errors import HarnessError, SockspecError
 from sockspec.reference.client import fetch
 from sockspec.transport import (
     Address,
@@ -72,6 +72,8 @@ def probe_service(server: ServerUnderTest, timeout: float) -> Probe:
                              await_close=False)
             ok = response.status == 200 and response.body_first_bytes == PROBE_BODY
             detail = f"GET /{PROBE_FILE}: {response.describe()}"
+    except HarnessError:
+        raise  # the harness could not prepare the probe: not the server's failure
     except SockspecError as exc:
         ok, detail = False, str(exc)
     return Probe(ok, detail, time.perf_counter() - started)

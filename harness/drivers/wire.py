@@ -63,10 +63,20 @@ class WireSession:
         return self.lab.run_in(lambda: probe_service(self.server, timeout))
 
     def server_facts(self) -> dict[str, object]:
-        """The namespace copy's state: the plugin reports the shared server's, not this one's."""
+        """The namespace copy's state: the plugin reports the shared server's, not this one's.
+
+        With how long the harness waited for the server so far, and what the crafted
+        host answered for connections it did not have (the server connecting back).
+        """
         facts = self.server.facts()
-        return {"server_in_namespace": facts.get("server_state", "?"),
-                "namespace_server_stderr_tail": facts.get("stderr_tail", "(none)")}
+        found: dict[str, object] = {
+            "server_in_namespace": facts.get("server_state", "?"),
+            "namespace_server_stderr_tail": facts.get("stderr_tail", "(none)"),
+            "harness_waited": self.client.wait_words()}
+        host = self.client.host_words()
+        if host:
+            found["crafted_host"] = host
+        return found
 
 
 def wire_unavailable_reason() -> str | None:
@@ -102,10 +112,18 @@ def wire_session(server: ServerUnderTest, packet_evidence) -> Iterator[WireSessi
         def hand_over_capture() -> None:
             time.sleep(CAPTURE_SETTLE_S)
             packet_evidence.attach(capture.stop(), inner.address.port)
-            packet_evidence.note(
-                f"captured on {lab.server_interface}, the server's end of a veth pair in the "
-                f"private namespace {lab.namespace}; the crafted client is {lab.phantom}")
+            note = (f"captured on {lab.server_interface}, the server's end of a veth pair in "
+                    f"the private namespace {lab.namespace}; the crafted client is "
+                    f"{lab.phantom}")
+            if clients:
+                note += f"\nharness: {clients[0].wait_words()}"
+                host = clients[0].host_words()
+                if host:
+                    note += f"\n{host}"
+            packet_evidence.note(note)
 
+        clients: list[WireClient] = []
         stack.callback(hand_over_capture)
         client = stack.enter_context(WireClient(lab, inner.address.port))
+        clients.append(client)
         yield WireSession(lab, inner, client)

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from sockspec.cleanup import forget_namespace, namespace_name, register_namespace
 from sockspec.errors import SockspecError
 from sockspec.iproute import IP_COMMAND_TIMEOUT_S, run_ip
 
@@ -72,8 +73,9 @@ def lab_layout(tag: str, generators: int, subnet: tuple[int, int]) -> LabLayout:
     if not (0 <= subnet[0] <= 255 and 0 <= subnet[1] <= 255):
         raise LabError(f"bad subnet octets {subnet}")
     net = f"10.{subnet[0]}.{subnet[1]}"
-    server = LabHost(f"ss-{tag}-srv", f"{net}.1", f"ssbr{tag}")
-    hosts = tuple(LabHost(f"ss-{tag}-g{i}", f"{net}.{10 + i}", f"ssv{tag}g{i}")
+    # sockspec-<pid>-...: found and deleted by `sockspec clean` if the harness is killed.
+    server = LabHost(namespace_name(f"{tag}-srv"), f"{net}.1", f"ssbr{tag}")
+    hosts = tuple(LabHost(namespace_name(f"{tag}-g{i}"), f"{net}.{10 + i}", f"ssv{tag}g{i}")
                   for i in range(generators))
     ports = tuple(f"ssv{tag}s{i}" for i in range(generators))
     for name in (server.interface, *(h.interface for h in hosts), *ports):
@@ -105,6 +107,7 @@ def build(layout: LabLayout) -> None:
     """Create namespaces, bridge, veth pairs and addresses (raises LabError)."""
     server = layout.server
     for namespace in layout.namespaces:
+        register_namespace(namespace)  # deleted at exit at the latest (sockspec.cleanup)
         _ip("netns", "add", namespace)
         _ip("-n", namespace, "link", "set", "lo", "up")
     _ip("-n", server.namespace, "link", "add", server.interface, "type", "bridge")
@@ -132,6 +135,9 @@ def teardown(layout: LabLayout) -> list[str]:
             _ip("netns", "del", namespace)
         except LabError:
             failed.append(namespace)
+    for namespace in layout.namespaces:
+        if namespace not in failed:
+            forget_namespace(namespace)
     return failed
 
 

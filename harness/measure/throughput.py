@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from sockspec.measure.plan import ImpossibleLoad, check_positive
 from sockspec.measure.sockets import open_stream, resolve_destination, set_io_timeouts
+from sockspec.preparing import preparing
 from sockspec.reference.client_streams import (
     BackgroundSender,
     BodyCollector,
@@ -172,7 +173,7 @@ def run_download_throughput(address: str | Address, path: str, *, size: int, dig
 def write_pattern_file(path, size: int) -> str:
     """Write ``size`` pattern bytes to ``path``; return their digest."""
     block = pattern_block()
-    with open(path, "wb") as out:
+    with preparing(f"write the pattern file {path}"), open(path, "wb") as out:
         left = size
         while left > 0:
             left -= out.write(block[:min(len(block), left)])

@@ -94,13 +94,17 @@ BPF_RET_K = 0x06
 SKF_AD_PKTTYPE = (-0x1000 + 4) & 0xFFFFFFFF
 
 
-def port_filter(port: int, snaplen: int = SNAPLEN, skip_outgoing: bool = True) -> list[tuple]:
+def port_filter(port: int, snaplen: int = SNAPLEN, skip_outgoing: bool = True, *,
+                not_from_port: bool = False) -> list[tuple]:
     """A classic BPF program: TCP over IPv4/IPv6 with source or destination ``port``.
 
     Returns (code, jt, jf, k) instructions; accepted packets are cut to
     ``snaplen`` bytes. Equivalent to tcpdump's ``tcp port PORT``, plus
-    ``not outbound`` when ``skip_outgoing`` (for lo). Jumps are written as
-    labels and resolved at the end: hand-counted offsets are error-prone.
+    ``not outbound`` when ``skip_outgoing`` (for lo); with ``not_from_port``,
+    ``tcp and not src port PORT`` instead (what the wire lab's crafted host
+    answers for: segments the server did not send from its listening port).
+    Jumps are written as labels and resolved at the end: hand-counted offsets
+    are error-prone.
     """
     program: list[tuple] = []
     labels: dict[str, int] = {}
@@ -121,17 +125,23 @@ def port_filter(port: int, snaplen: int = SNAPLEN, skip_outgoing: bool = True) -
     emit(BPF_JSET_K, 0x1FFF, "drop", None)        # a later fragment has no TCP header
     emit(BPF_LDX_B_MSH, 14)                       # X = 4 * IHL
     emit(BPF_LD_H_IND, 14)                        # TCP source port
-    emit(BPF_JEQ_K, port, "accept", None)
-    emit(BPF_LD_H_IND, 16)                        # TCP destination port
-    emit(BPF_JEQ_K, port, "accept", "drop")
+    if not_from_port:
+        emit(BPF_JEQ_K, port, "drop", "accept")
+    else:
+        emit(BPF_JEQ_K, port, "accept", None)
+        emit(BPF_LD_H_IND, 16)                    # TCP destination port
+        emit(BPF_JEQ_K, port, "accept", "drop")
     labels["not_ipv4"] = len(program)
     emit(BPF_JEQ_K, 0x86DD, None, "drop")
     emit(BPF_LD_B_ABS, 20)                        # IPv6 next header: TCP follows at once
     emit(BPF_JEQ_K, 6, None, "drop")
     emit(BPF_LD_H_ABS, 54)                        # TCP source port
-    emit(BPF_JEQ_K, port, "accept", None)
-    emit(BPF_LD_H_ABS, 56)                        # TCP destination port
-    emit(BPF_JEQ_K, port, "accept", "drop")
+    if not_from_port:
+        emit(BPF_JEQ_K, port, "drop", "accept")
+    else:
+        emit(BPF_JEQ_K, port, "accept", None)
+        emit(BPF_LD_H_ABS, 56)                    # TCP destination port
+        emit(BPF_JEQ_K, port, "accept", "drop")
     labels["accept"] = len(program)
     emit(BPF_RET_K, snaplen)
     labels["drop"] = len(program)

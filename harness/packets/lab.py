@@ -14,6 +14,10 @@ end drops them without a word, because the address is not its own and IP
 forwarding is off in a new namespace (ip_error() sends no ICMP then). So the
 kernel never answers for the crafted connection (no RST to a SYN-ACK it did not
 expect), without any firewall rule: no nftables or iptables tool is needed.
+The crafted host still behaves like a host: sockspec.packets.wire.WireClient
+answers every segment for a connection it does not have with RST (RFC 9293),
+so a server connecting back to its client (an ident lookup to port 113) is
+refused at once instead of waiting for a SYN-ACK that never comes.
 
 Packets stay inside the namespace: it has no other interface and no route out.
 The server runs with its ordinary command line and address; it is started
@@ -45,6 +49,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
+from sockspec.cleanup import forget_namespace, namespace_name, register_namespace
 from sockspec.errors import SockspecError
 from sockspec.iproute import run_ip
 
@@ -146,7 +151,8 @@ def wire_lab(*, ipv6: bool = False) -> Iterator[WireLab]:
     if reason:
         raise WireLabUnavailable(reason)
     tag = f"{os.getpid() % 100000:05d}{secrets.token_hex(2)}"
-    namespace = f"ss-wire-{tag}"
+    # sockspec-<pid>-wire-...: found and deleted by `sockspec clean` if we are killed.
+    namespace = namespace_name(f"wire-{tag}")
     server_if, client_if = f"swa{tag}", f"swb{tag}"   # at most 15 characters (IFNAMSIZ)
     if ipv6:
         # A random unique local /64 (fd00::/8), written as `ip` prints it.
@@ -157,7 +163,12 @@ def wire_lab(*, ipv6: bool = False) -> Iterator[WireLab]:
         server_host = SERVER_HOST
         phantom = f"10.{200 + secrets.randbelow(50)}.{secrets.randbelow(256)}.2"
         prefix_len = "32"
-    _ip("netns", "add", namespace)
+    register_namespace(namespace)  # deleted at exit at the latest (sockspec.cleanup)
+    try:
+        _ip("netns", "add", namespace)
+    except BaseException:
+        forget_namespace(namespace)
+        raise
     try:
         _ip("-n", namespace, "link", "set", "lo", "up")
         _ip("-n", namespace, "link", "add", server_if, "type", "veth", "peer", "name", client_if)
@@ -188,4 +199,7 @@ def wire_lab(*, ipv6: bool = False) -> Iterator[WireLab]:
         yield WireLab(namespace, server_if, client_if, server_mac, client_mac, phantom,
                       server_host)
     finally:
-        _ip("netns", "del", namespace)
+        try:
+            _ip("netns", "del", namespace)
+        finally:
+            forget_namespace(namespace)

@@ -12,11 +12,20 @@ files. The words shown beside a verdict are harness/packets/summary_text.py's. F
   writes with Nagle on shows as a first small segment, then a ~40 ms gap that
   ends just after the client's (delayed) ACK: Linux delays an ACK by at least
   TCP_ATO_MIN = 40 ms (HZ/25).
+
+Capture timestamps do not always follow cause and effect: on lo a segment can
+be stamped milliseconds after the peer's ACK of it. So the segments of each
+connection are put in causal order first (causal_order): a segment that
+acknowledges the peer's sequence number X comes after the peer's segment
+carrying X; timestamps only break ties. A segment stamped later than a segment caused by it
+is given that segment's time, so times never go backwards in that order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import heapq
+from bisect import bisect_right
+from dataclasses import dataclass, field, replace
 
 from sockspec.packets.frames import ACK, FIN, RST, SYN, Endpoint, Segment
 
@@ -40,8 +49,10 @@ class SideFacts:
     syns: int = 0                          # SYN or SYN-ACK segments, retransmissions included
     fin_at: float | None = None            # seconds after the connection's first packet
     fin_after_bytes: int = 0
+    fin_position: int = 0                  # its place in the connection's causal order
     rst_at: float | None = None
     rst_after_bytes: int = 0
+    rst_position: int = 0
     retransmitted_segments: int = 0
     retransmitted_bytes: int = 0
     zero_windows: int = 0
@@ -147,6 +158,8 @@ class CaptureSummary:
     connections: list[ConnectionFacts]
     lost_packets: int = 0            # dropped by the kernel before the capture read them
     truncated: bool = False          # the capture stopped keeping packets at its cap
+    restamped: int = 0               # segments whose timestamp contradicted the numbers
+    restamped_by: float = 0.0        # the largest such correction, seconds
 
     def metrics(self) -> dict[str, float]:
         sides = [s for c in self.connections for s in (c.client_side, c.server_side)]
@@ -161,10 +174,16 @@ class CaptureSummary:
 
 def summarize(segments: list[Segment], server_port: int, interface: str = "lo",
               lost_packets: int = 0, truncated: bool = False) -> CaptureSummary:
-    """Group segments into connections (the server is the side using ``server_port``)."""
+    """Group segments into connections (the server is the side using ``server_port``).
+
+    Each connection's segments are accounted in causal order (causal_order), not
+    in timestamp order. A new connection reusing a port pair is told apart by
+    its SYN in timestamp order: TIME_WAIT keeps pairs apart far longer than any
+    timestamp error.
+    """
     ordered = sorted(segments, key=lambda s: s.time)
-    connections: list[ConnectionFacts] = []
-    open_by_pair: dict[tuple[Endpoint, Endpoint], ConnectionFacts] = {}
+    groups: list[tuple[Endpoint, Endpoint, list[Segment]]] = []
+    open_by_pair: dict[tuple[Endpoint, Endpoint], tuple[int | None, list[Segment]]] = {}
     for segment in ordered:
         if segment.dst.port == server_port:
             client, server = segment.src, segment.dst
@@ -172,17 +191,178 @@ def summarize(segments: list[Segment], server_port: int, interface: str = "lo",
             client, server = segment.dst, segment.src
         else:
             continue
-        connection = open_by_pair.get((client, server))
-        is_new_syn = (segment.src == client and segment.has(SYN) and not segment.has(ACK)
-                      and connection is not None and connection.client_isn != segment.seq)
-        if connection is None or is_new_syn:  # a new connection reusing the port pair
-            connection = ConnectionFacts(client, server, start=segment.time)
-            connections.append(connection)
-            open_by_pair[(client, server)] = connection
-        _account(connection, segment)
+        current = open_by_pair.get((client, server))
+        is_syn = segment.src == client and segment.has(SYN) and not segment.has(ACK)
+        if current is None or (is_syn and current[0] != segment.seq):
+            current = (segment.seq if is_syn else None, [])   # a new connection
+            groups.append((client, server, current[1]))
+            open_by_pair[(client, server)] = current
+        current[1].append(segment)
+    connections: list[ConnectionFacts] = []
+    restamped, restamped_by = 0, 0.0
+    for client, server, group in groups:
+        causal, moved, by = causal_order(group)
+        restamped += moved
+        restamped_by = max(restamped_by, by)
+        connection = ConnectionFacts(client, server, start=causal[0].time)
+        for segment in causal:
+            _account(connection, segment)
+        connections.append(connection)
+    connections.sort(key=lambda c: c.start)
     duration = ordered[-1].time - ordered[0].time if ordered else 0.0
     return CaptureSummary(interface, server_port, len(ordered), duration, connections,
-                          lost_packets, truncated)
+                          lost_packets, truncated, restamped, restamped_by)
+
+
+# -- causal order --------------------------------------------------------------------------
+
+
+def _unwrap(value: int, base: int, near: int) -> int:
+    """``value``'s offset from ``base`` in sequence space, the one nearest to ``near``."""
+    raw = (value - base) % SEQ_SPACE
+    return raw + (near - raw + SEQ_SPACE // 2) // SEQ_SPACE * SEQ_SPACE
+
+
+def causal_order(segments: list[Segment]) -> tuple[list[Segment], int, float]:
+    """One connection's segments in an order the sequence and acknowledgement numbers allow.
+
+    Two rules, both true of any TCP sender, whatever was retransmitted: a
+    segment acknowledging up to X comes after every segment of the peer that
+    carries sequence numbers (data, SYN or FIN) below X; and a segment whose
+    sequence number is S comes after every segment of its own side that ends
+    at or before S (new data leaves in sequence order, and anything sent later,
+    a retransmission, an ACK, FIN or RST, carries a number at least that far).
+    Each side's segments ending at one point (the earliest stamped copy, when
+    retransmitted) feed a barrier node, chained in sequence order, so the
+    graph stays linear in size. Among segments free to come next, the earliest
+    stamped goes first (a stable topological sort); a cycle, which only wrong
+    numbers can make, is broken by the timestamp too. Then, going backwards, a
+    segment stamped later than the one after it gets that one's time.
+
+    Returns (segments with corrected times, how many were corrected, the
+    largest correction in seconds).
+    """
+    count = len(segments)
+    by_time = sorted(range(count), key=lambda i: (segments[i].time, i))
+    sides: dict[Endpoint, list[int]] = {}
+    for i in by_time:
+        sides.setdefault(segments[i].src, []).append(i)
+    # Sequence offsets of each side from its ISN (or its first number seen).
+    start, end = [0] * count, [0] * count
+    base: dict[Endpoint, int] = {}
+    for side, members in sides.items():
+        syns = [i for i in members if segments[i].has(SYN)]
+        base[side] = segments[syns[0] if syns else members[0]].seq
+        near = 0
+        for i in members:
+            start[i] = near = _unwrap(segments[i].seq, base[side], near)
+            end[i] = start[i] + segments[i].sequence_space
+    successors: list[list[int]] = [[] for _ in range(count)]
+    waiting = [0] * count
+
+    def edge(before: int, after: int) -> None:
+        successors[before].append(after)
+        waiting[after] += 1
+
+    def node() -> int:   # a barrier: not a segment, placed as soon as it is free
+        successors.append([])
+        waiting.append(0)
+        return len(successors) - 1
+
+    barrier_chains: dict[Endpoint, tuple[list[int], list[int], dict[int, int]]] = {}
+    for side, members in sides.items():
+        carriers: dict[int, int] = {}          # end offset -> earliest stamped segment
+        for i in members:
+            if segments[i].sequence_space:
+                carriers.setdefault(end[i], i)
+        ends = sorted(carriers)
+        barriers: list[int] = []
+        for position in ends:
+            barrier = node()
+            edge(carriers[position], barrier)
+            if barriers:
+                edge(barriers[-1], barrier)
+            barriers.append(barrier)
+        barrier_chains[side] = (ends, barriers, carriers)
+
+    def after_everything_below(side: Endpoint, position: int, i: int) -> None:
+        """Segment ``i`` after every segment of ``side`` ending at or before ``position``."""
+        ends, barriers, _ = barrier_chains[side]
+        below = bisect_right(ends, position) - 1
+        if below >= 0:
+            edge(barriers[below], i)
+
+    for side, members in sides.items():
+        for i in members:
+            after_everything_below(side, start[i], i)
+        peer = next((s for s in sides if s != side), None)
+        if peer is None:
+            continue
+        ends, _, carriers = barrier_chains[peer]
+        spans = sorted((start[j], end[j], j) for j in carriers.values())
+        starts = [span[0] for span in spans]
+        near = 0
+        for i in members:
+            if not segments[i].has(ACK):
+                continue
+            near = acked = _unwrap(segments[i].ack, base[peer], near)
+            after_everything_below(peer, acked, i)
+            if acked in carriers:
+                continue
+            # Acknowledges part of a segment: that segment came first too.
+            k = bisect_right(starts, acked - 1) - 1
+            for _ in range(8):   # overlapping copies of one range sit side by side
+                if k < 0:
+                    break
+                if spans[k][1] > acked:
+                    edge(spans[k][2], i)
+                    break
+                k -= 1
+    order = _stable_topological_order(segments, by_time, successors, waiting)
+    corrected: list[Segment] = []
+    moved, by, later = 0, 0.0, float("inf")
+    for i in reversed(order):
+        segment = segments[i]
+        if segment.time > later:
+            moved += 1
+            by = max(by, segment.time - later)
+            segment = replace(segment, time=later)
+        later = segment.time
+        corrected.append(segment)
+    corrected.reverse()
+    return corrected, moved, by
+
+
+def _stable_topological_order(segments: list[Segment], by_time: list[int],
+                              successors: list[list[int]], waiting: list[int]) -> list[int]:
+    """Kahn's algorithm, the ready segment stamped earliest first; barrier nodes (past the
+    segments) go at once; a cycle is broken at the earliest stamped segment not placed."""
+    count = len(segments)
+    placed = [False] * len(successors)
+
+    def key(n: int) -> tuple[float, int]:
+        return (segments[n].time if n < count else float("-inf"), n)
+
+    ready = [key(n) for n in range(len(successors)) if waiting[n] == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    next_by_time = 0
+    while len(order) < count:
+        if not ready:
+            while placed[by_time[next_by_time]]:
+                next_by_time += 1
+            heapq.heappush(ready, key(by_time[next_by_time]))
+        _, n = heapq.heappop(ready)
+        if placed[n]:
+            continue
+        placed[n] = True
+        if n < count:
+            order.append(n)
+        for after in successors[n]:
+            waiting[after] -= 1
+            if waiting[after] == 0 and not placed[after]:
+                heapq.heappush(ready, key(after))
+    return order
 
 
 def _account(connection: ConnectionFacts, segment: Segment) -> None:
@@ -201,6 +381,7 @@ def _account(connection: ConnectionFacts, segment: Segment) -> None:
     if segment.has(RST):
         if side.rst_at is None:
             side.rst_at, side.rst_after_bytes = at, side.bytes_sent
+            side.rst_position = connection.packets
         return
     if segment.window == 0:
         side.zero_windows += 1
@@ -220,6 +401,7 @@ def _account(connection: ConnectionFacts, segment: Segment) -> None:
         connection.exchanges[-1].client_acks.append(segment.time)
     if segment.has(FIN) and side.fin_at is None:
         side.fin_at, side.fin_after_bytes = at, side.bytes_sent
+        side.fin_position = connection.packets
 
 
 def _track_exchange(connection: ConnectionFacts, segment: Segment, side: SideFacts) -> None:

@@ -26,6 +26,12 @@ def describe(summary: CaptureSummary) -> str:
                      "read them (buffer full during a bulk transfer): counts are lower bounds")
     if summary.truncated:
         lines.append("the capture stopped keeping packets at its cap: later ones are missing")
+    if summary.restamped:
+        lines.append(f"{summary.restamped} segments were stamped later than segments their "
+                     f"numbers show came after them (by up to "
+                     f"{seconds_words(summary.restamped_by)}): each connection is read in the "
+                     "order its sequence and acknowledgement numbers allow, and such a segment "
+                     "is given the time of the one after it")
     listed = [c for c in summary.connections if c.notable()][:MAX_CONNECTIONS_LISTED]
     if len(listed) < MAX_CONNECTIONS_LISTED:
         listed += [c for c in summary.connections if c not in listed][
@@ -59,15 +65,19 @@ def _describe_connection(number: int, c: ConnectionFacts, summary: CaptureSummar
 
 
 def end_words(c: ConnectionFacts) -> str:
-    """Who sent FIN and RST, when, after how many bytes; and who never did."""
+    """Who sent FIN and RST, when, after how many bytes; and who never did.
+
+    In the connection's causal order (sockspec.packets.summary.causal_order), which
+    equal times after a timestamp correction do not decide.
+    """
     events = []
     for side in (c.client_side, c.server_side):
         if side.fin_at is not None:
-            events.append((side.fin_at, f"{side.name} FIN at +{seconds_words(side.fin_at)} "
-                                        f"after {side.fin_after_bytes} bytes"))
+            events.append((side.fin_position, f"{side.name} FIN at "
+                           f"+{seconds_words(side.fin_at)} after {side.fin_after_bytes} bytes"))
         if side.rst_at is not None:
-            events.append((side.rst_at, f"{side.name} RST at +{seconds_words(side.rst_at)} "
-                                        f"after {side.rst_after_bytes} bytes"))
+            events.append((side.rst_position, f"{side.name} RST at "
+                           f"+{seconds_words(side.rst_at)} after {side.rst_after_bytes} bytes"))
     words = [text for _, text in sorted(events)]
     missing = [s.name for s in (c.client_side, c.server_side)
                if s.fin_at is None and s.rst_at is None]

@@ -26,9 +26,11 @@ fixture.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +85,15 @@ class ItemCapture:
     note: str = ""
 
 
+def _regular_or_new(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
 class PacketCapturePlugin:
     """Registered once per process (controller and each xdist worker)."""
 
@@ -96,9 +107,15 @@ class PacketCapturePlugin:
 
     @staticmethod
     def _results_directory(config: pytest.Config) -> Path | None:
+        """The directory of the first results file that is (or will be) a regular file.
+
+        An output that is a device, FIFO or terminal (``--json /dev/null``,
+        ``/dev/stdout``) says nothing about where files belong: pcaps never go
+        into /dev.
+        """
         for option in ("sockspec_json", "sockspec_html"):
             value = config.getoption(option, None)
-            if value:
+            if value and _regular_or_new(value):
                 return Path(os.path.abspath(value)).parent
         return None
 
@@ -187,14 +204,30 @@ class PacketCapturePlugin:
             text = f"{text}\n{plan.note}"
         # No metrics: the report would list packet counts as measurements of the server.
         extra: dict = {"packet_summary": text}
+        notes = []
         if self.directory is not None and result.frames:
-            path = write_pcap(self.directory / pcap_name(item), result.frames)
-            extra["pcap"] = (os.path.relpath(path, self.relative_to) if self.relative_to
-                             else str(path))
+            destination = self.directory / pcap_name(item)
+            existed = destination.exists()
+            try:
+                path = write_pcap(destination, result.frames)
+            except OSError as exc:
+                # A full or read-only capture directory costs this item its pcap, not
+                # the run its remaining items nor this item its verdict.
+                if not existed:  # a half-written pcap of ours is of no use to anyone
+                    with contextlib.suppress(OSError):
+                        destination.unlink()
+                reason = exc.strerror or str(exc)
+                notes.append(f"warning: the packet capture could not be written to "
+                             f"{destination}: {reason}")
+            else:
+                extra["pcap"] = (os.path.relpath(path, self.relative_to) if self.relative_to
+                                 else str(path))
         if failed:
             cited = cite(summary, plan.cites)
             if cited:
-                extra["evidence"] = cited
+                notes.insert(0, cited)
+        if notes:
+            extra["evidence"] = "\n".join(notes)
         return extra
 
 

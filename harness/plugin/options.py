@@ -18,6 +18,14 @@ from sockspec.targets import PROFILES, TRANSPORTS
 CAPTURE_MODES = ("failures", "all", "off")
 
 
+def parse_ready_timeout(text: str) -> float:
+    """``--ready-timeout S``: sockspec.targets.selection.parse_ready_timeout, imported only
+    when the option is given (this module stays cheap to import)."""
+    from sockspec.targets.selection import parse_ready_timeout as parse
+
+    return parse(text)
+
+
 @dataclass(frozen=True)
 class Option:
     """One option: its pytest flag, its ``sockspec run`` flag (None: pytest only)."""
@@ -67,7 +75,7 @@ OPTIONS: tuple[Option, ...] = (
         action="append", default=[], metavar="ID|FAMILY",
         help="run only this scenario or family (repeatable)")),
     Option("--ready-timeout", "--ready-timeout", dict(
-        type=float, default=10.0, metavar="S",
+        type=parse_ready_timeout, default=10.0, metavar="S",
         help="seconds a server may take to accept its first connection (default 10)")),
     Option("--sockspec-json", "--json", dict(metavar="PATH", help="write the results JSON here"),
            path=True),

@@ -21,21 +21,24 @@ import dataclasses
 import json
 import os
 import shlex
-import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from sockspec import process
+from sockspec import process, suspend
 from sockspec.catalogue import (
     Family,
     ScenarioSpec,
     catalogue_directory,
     check_unique_ids,
+    load_catalogue,
     spec_of,
 )
-from sockspec.errors import SockspecError
+from sockspec.errors import HarnessError, SockspecError
+from sockspec.interrupts import Pause, SignalGuard, note_progress, signal_name
+from sockspec.measure.settings import raise_fd_limit
 from sockspec.plugin import capture as packets_plugin
 from sockspec.plugin.stash import (
     CLIENT,
@@ -49,6 +52,7 @@ from sockspec.plugin.stash import (
     case_of,
 )
 from sockspec.reports.results import (
+    STATIC_FIELDS,
     ItemResult,
     ResultCollector,
     build_document,
@@ -63,6 +67,9 @@ from sockspec.verdict import ScenarioFailed
 SELECTION = pytest.StashKey[Selection]()
 FAMILIES = pytest.StashKey[dict]()      # config: family name -> Family, as registered
 SPECS = pytest.StashKey[dict]()         # config: scenario id -> ScenarioSpec, as collected
+GUARD = pytest.StashKey[SignalGuard]()
+# In an xdist worker's workeroutput: the number of the signal that stopped it.
+WORKER_SIGNAL = "sockspec_signal"
 __all__ = ["Case", "PROPERTY", "EXTRA_PROPERTY", "case_of"]
 
 
@@ -113,7 +120,9 @@ def pytest_configure(config: pytest.Config) -> None:
     except SockspecError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SELECTION] = selection
-    install_stop_on_sigterm()
+    config.stash[GUARD] = signal_guard(config)
+    raise_fd_limit()      # servers under test and load generators inherit the hard limit
+    suspend.install()     # notice when the harness itself is stopped (sockspec.suspend)
     config.stash[START_FAILURES] = {}
     policy = StartPolicy(ready_timeout=config.getoption("ready_timeout"))
     config.stash[POOL] = ServerPool(PortAllocator(), policy)
@@ -129,17 +138,38 @@ def first_report(config: pytest.Config, report: pytest.TestReport) -> None:
         reporter.pytest_runtest_logreport(report)
 
 
-def install_stop_on_sigterm() -> None:
-    """A SIGTERM to the harness stops its servers first, then ends it as SIGTERM would."""
-    if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
-        return
+def signal_guard(config: pytest.Config) -> SignalGuard:
+    """The SignalGuard of this run: the one `sockspec run` passed to pytest, else a new one.
 
-    def stop_servers_then_die(signum: int, _frame: object) -> None:
-        process.stop_all()
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
+    SIGINT, SIGTERM and SIGHUP then stop the running item and end the session in
+    order: servers stopped, results of what finished written (sockspec.interrupts).
+    """
+    guard = next((p for p in config.pluginmanager.get_plugins() if isinstance(p, SignalGuard)),
+                 None)
+    if guard is None:
+        guard = SignalGuard()
+        config.pluginmanager.register(guard, "sockspec-signals")
+    guard.install()
+    if not hasattr(config, "workerinput"):
+        # A signal to the controller alone (kill PID) must still stop the workers'
+        # servers at once; a signal to the whole group reaches them twice, harmlessly.
+        guard.on_first_signal(lambda signum: _signal_workers(config, signum))
+    return guard
 
-    signal.signal(signal.SIGTERM, stop_servers_then_die)
+
+def _signal_workers(config: pytest.Config, signum: int) -> None:
+    dsession = config.pluginmanager.getplugin("dsession")
+    group = getattr(getattr(dsession, "nodemanager", None), "group", None)
+    for gateway in list(group or ()):
+        popen = getattr(getattr(gateway, "_io", None), "popen", None)
+        if popen is not None and popen.poll() is None:  # not reaped: still our child
+            os.kill(popen.pid, signum)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    guard = config.stash.get(GUARD, None)
+    if guard is not None:
+        guard.uninstall()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -169,6 +199,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(fixture, params, indirect=True)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    note_progress("start", item.nodeid)
+    pause = Pause.for_item(item.nodeid)  # SOCKSPEC_PAUSE_AT: off unless set
+    started = time.monotonic()
+    try:
+        result = yield
+    except Exception as exc:
+        # A verdict reached while the harness itself was stopped (SIGSTOP, Ctrl-Z)
+        # says nothing about the program under test: error, not failed.
+        if spec_of(getattr(item, "function", None)) is not None:
+            suspend.check_not_suspended(started)
+        raise exc
+    finally:
+        if pause is not None:
+            pause.at_end_of_call()
+    note_progress("called", item.nodeid)
+    return result
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The one selection pass over the collected scenarios: --scenario names are checked
     against every scenario collected (built-in or the user's own), then applied."""
@@ -182,6 +232,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         check_scenario_names(config.getoption("scenario"), list(specs.values()))
     except (SockspecError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
+    config.stash[SPECS] = {spec.id: spec for spec in specs.values()}
     wanted = config.stash[SELECTION].scenarios
     keep, drop = [], []
     for item in items:
@@ -208,24 +259,32 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     evidence = _evidence(item, call, report)
     if evidence and report.failed:
         report.longrepr = evidence
-    record = ItemResult(
-        nodeid=item.nodeid,
-        target=case.target.name,
-        profile=case.target.profile,
-        transport=case.transport,
-        scenario=spec.id,
-        family=spec.family.name,
-        description=spec.description,
-        hint=spec.family.hint,
-        reproduce=reproduce_command(item.config, case, spec),
-        evidence=evidence,
-        metrics=dict(item.funcargs.get("metrics") or {}) if report.when == "call" else {},
-        kind=case.kind,
-    )
-    fields = record.phase_record()
-    if spec.family.charts:  # the family's knowledge, for the report (results "families")
-        fields["family_charts"] = [dataclasses.asdict(c) for c in spec.family.charts]
-    report.user_properties.append((PROPERTY, json.dumps(fields)))
+    record = static_record(item.config, case, spec)
+    record["evidence"] = evidence
+    record["metrics"] = (dict(item.funcargs.get("metrics") or {}) if report.when == "call"
+                         else {})
+    if report.failed and call.excinfo is not None and isinstance(call.excinfo.value,
+                                                                  HarnessError):
+        record["harness_error"] = True  # the harness's own trouble: error, and no hint
+    guard = item.config.stash.get(GUARD, None)
+    if guard is not None and guard.signum is not None and report.when != "teardown":
+        record["interrupted"] = signal_name(guard.signum)
+    report.user_properties.append((PROPERTY, json.dumps(record)))
+
+
+def static_record(config: pytest.Config, case: Case, spec: ScenarioSpec) -> dict:
+    """The fields of a results record that do not depend on how the item ran: those of
+    the results JSON's one record type (ItemResult), plus what the family declares for
+    the report ("family_charts", gathered into the document's "families")."""
+    item = ItemResult(
+        nodeid="", target=case.target.name, profile=case.target.profile,
+        transport=case.transport, scenario=spec.id, family=spec.family.name,
+        description=spec.description, hint=spec.family.hint,
+        reproduce=reproduce_command(config, case, spec), kind=case.kind)
+    record = {key: getattr(item, key) for key in (*STATIC_FIELDS, "kind")}
+    if spec.family.charts:
+        record["family_charts"] = [dataclasses.asdict(c) for c in spec.family.charts]
+    return record
 
 
 def _evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> str:
@@ -236,6 +295,8 @@ def _evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestRepor
     if not report.failed:
         return "\n".join(f"after stop: {p}" for p in problems)
     exc = call.excinfo.value if call.excinfo else None
+    if isinstance(exc, HarnessError):
+        return str(exc)  # about the harness, not the program under test: no facts of it
     if isinstance(exc, ScenarioFailed | SockspecError):
         text = str(exc)
     else:
@@ -279,18 +340,86 @@ def reproduce_command(config: pytest.Config, case: Case, spec: ScenarioSpec) -> 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     session.config.stash[POOL].stop_all()
     process.stop_all()
+    guard = session.config.stash.get(GUARD, None)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and guard is not None and guard.signum is not None:
+        workeroutput[WORKER_SIGNAL] = guard.signum  # read by the controller's testnodedown
 
 
 class ResultsReporter:
-    """Controller side: gathers every item's record and writes the outputs."""
+    """Controller side: gathers every item's record and writes the outputs.
+
+    Besides the phase reports it follows which items were selected and which
+    started, so that an item that never reached the end of its call phase is
+    not passed, and items that never ran are listed (results.build_document).
+    """
 
     def __init__(self, config: pytest.Config, selection: Selection) -> None:
         self.config = config
         self.selection = selection
         self.collector = ResultCollector()
         self.run = collect_run_metadata(_invocation(config), sockspec_version())
+        request = next((p for p in config.pluginmanager.get_plugins()
+                        if isinstance(p, RunRequest)), None)
+        self.specs = {spec.id: spec for spec in request.specs} if request else None
+        self.selected: dict[str, None] = {}     # scenario nodeids chosen to run, in order
+        self.stopped_workers: dict[str, int] = {}  # xdist worker id -> signal that stopped it
+        self.final: dict | None = None          # the document, once the session finished
+
+    def describe(self, nodeid: str) -> dict | None:
+        """The static record of a scenario item known only by its node id (an xdist
+        controller collects nothing): "path::test_<scenario>[<target>-<transport>]"."""
+        head, bracket, param = nodeid.partition("[")
+        spec = self.spec(head.rpartition("::")[2].removeprefix("test_"))
+        target_name, _, transport = param.rstrip("]").rpartition("-")
+        targets = [*self.selection.targets, *self.selection.clients]
+        target = next((t for t in targets if t.name == target_name), None)
+        if not bracket or spec is None or target is None:
+            return None
+        return dict(static_record(self.config, Case(target, transport), spec), nodeid=nodeid)
+
+    def spec(self, scenario_id: str) -> ScenarioSpec | None:
+        """The spec of a scenario id: those collected here, those `sockspec run` found, or
+        the built-in catalogue's (imported only when needed)."""
+        collected = self.config.stash.get(SPECS, {})
+        if scenario_id in collected:
+            return collected[scenario_id]
+        if self.specs is None:
+            self.specs = {spec.id: spec for spec in load_catalogue()}
+        return self.specs.get(scenario_id)
+
+    def _select(self, nodeids) -> None:
+        if self.config.option.collectonly:
+            return  # nothing is meant to run: no item is "never ran"
+        for nodeid in nodeids:
+            if nodeid not in self.selected and self.describe(nodeid) is not None:
+                self.selected[nodeid] = None
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._select(item.nodeid for item in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
+        self._select(ids)
+
+    def pytest_runtest_logstart(self, nodeid: str, location) -> None:
+        static = self.describe(nodeid)
+        if static is not None:
+            self.collector.start(nodeid, static)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        signum = (getattr(node, "workeroutput", None) or {}).get(WORKER_SIGNAL)
+        if signum:
+            self.stopped_workers[_worker_id(node)] = signum
+            guard = self.config.stash.get(GUARD, None)
+            if guard is not None and guard.worker_signum is None:
+                guard.worker_signum = signum
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when not in ("setup", "call", "teardown"):
+            self._worker_crashed(report)
+            return
         records = [json.loads(v) for k, v in report.user_properties if k == PROPERTY]
         extras = [json.loads(v) for k, v in report.user_properties if k == EXTRA_PROPERTY]
         for record in records:
@@ -301,7 +430,52 @@ class ResultsReporter:
             for extra in extras:
                 self.collector.add_phase(report.nodeid, report.when, report.outcome, 0.0, extra)
 
-    def document(self) -> dict:
+    def _worker_crashed(self, report: pytest.TestReport) -> None:
+        """xdist's report (when "???") for the item a worker was running when it went down."""
+        static = self.describe(report.nodeid)
+        if static is None:
+            return
+        worker = _worker_id(getattr(report, "node", None))
+        signum = self.stopped_workers.get(worker)
+        if signum:
+            text = f"worker {worker} was stopped by {signal_name(signum)} while running this"
+            self.collector.add_crash(report.nodeid, text, static, outcome="interrupted")
+        else:
+            text = str(report.longrepr or f"worker {worker} crashed while running this")
+            self.collector.add_crash(
+                report.nodeid, f"{text} (the worker process died: a crash, a kill -9 or "
+                "the kernel's OOM killer); its server may have been left running", static)
+
+    def _drain_worker_events(self) -> None:
+        """Reports that reached the controller after a signal ended its event loop.
+
+        xdist queues each worker's events for its loop; once a signal ends that loop,
+        the reports of items that finished meanwhile (and each worker's word that a
+        signal stopped it) wait in the queue, unread. Read them, so that an item that
+        ended is not recorded as interrupted.
+        """
+        dsession = self.config.pluginmanager.getplugin("dsession")
+        queue = getattr(dsession, "queue", None)
+        while queue is not None:
+            try:
+                name, kwargs = queue.get_nowait()
+            except Exception:  # noqa: BLE001 - queue.Empty, or a queue xdist changed
+                return
+            if name == "logstart":
+                self.pytest_runtest_logstart(kwargs["nodeid"], kwargs.get("location"))
+            elif name == "testreport":
+                self.pytest_runtest_logreport(kwargs["rep"])
+            elif name == "workerfinished":
+                self.pytest_testnodedown(kwargs["node"], None)
+
+    def document(self, exitstatus: int = 0) -> dict:
+        guard = self.config.stash.get(GUARD, None)
+        signum = guard.stopped_by if guard is not None else None
+        signal = signal_name(signum) if signum is not None else None
+        started = self.collector.started()
+        not_run = [self.describe(nodeid) for nodeid in self.selected if nodeid not in started]
+        unfinished = bool(self.collector.unfinished()) or exitstatus in (
+            pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.INTERRUPTED)
         run = dict(self.run, workers=_worker_count(self.config))
         targets = [
             {"name": t.name, "profile": t.profile, "source": t.source,
@@ -311,28 +485,42 @@ class ResultsReporter:
                                 ("client", self.selection.clients))
             for t in group
         ]
-        return build_document(run, self.collector.items(), targets, self.collector.families)
+        return build_document(run, self.collector.items(interrupted_by=signal), targets,
+                              [r for r in not_run if r is not None], signal=signal,
+                              unfinished=unfinished, families=self.collector.families)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self._drain_worker_events()
+        document = self.final = self.document(session.exitstatus)
+        status = document["run"]["status"]
+        if status == "interrupted" and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.INTERRUPTED  # a signal came as it ended
+        if status == "incomplete" and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         json_path = self.config.getoption("sockspec_json")
         html_path = self.config.getoption("sockspec_html")
         if not (json_path or html_path):
             return
-        document = self.document()
-        if json_path:
-            write_results(json_path, document)
-        if html_path:
-            from sockspec.reports.html import write_html_report
+        from sockspec.reports.html import write_html_report
+        from sockspec.reports.outputs import write_each
 
-            write_html_report(document, html_path)
+        # One output that cannot be written (disk full) does not cost the others:
+        # one line each on stderr, no temporary file left, and the run exits 1.
+        problems = write_each(
+            ([lambda: write_results(json_path, document)] if json_path else [])
+            + ([lambda: write_html_report(document, html_path)] if html_path else []))
+        for problem in problems:
+            print(f"sockspec: {problem}", file=sys.stderr)
+        if problems and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        items = self.collector.items()
-        if not items:
+        document = self.final
+        if document is None or not (document["results"] or document["not_run"]):
             return
         terminalreporter.section("sockspec")
-        for line in summary_lines(items):
+        for line in summary_lines(document):
             terminalreporter.write_line(line)
         for option in ("sockspec_json", "sockspec_html"):
             path = self.config.getoption(option)
@@ -340,16 +528,23 @@ class ResultsReporter:
                 terminalreporter.write_line(f"{option.split('_')[1]}: {os.path.abspath(path)}")
 
 
-def summary_lines(items) -> list[str]:
-    """One line per (target, transport): counts, then each failing family with its hint."""
+def summary_lines(document: dict) -> list[str]:
+    """One line per (target, transport): counts, then each failing family with its hint;
+    first, when the run did not complete, how it ended and what never ran."""
     rows: dict[tuple[str, str], dict[str, int]] = {}
     failing: dict[str, str] = {}
-    for item in items:
-        counts = rows.setdefault((item.target, item.transport), {})
-        counts[item.outcome] = counts.get(item.outcome, 0) + 1
-        if item.outcome == "failed":
-            failing[item.family] = item.hint
+    for item in document["results"]:
+        counts = rows.setdefault((item["target"], item["transport"]), {})
+        counts[item["outcome"]] = counts.get(item["outcome"], 0) + 1
+        if item["outcome"] == "failed" and item["hint"]:
+            failing[item["family"]] = item["hint"]
     lines = []
+    run = document["run"]
+    if run["status"] == "interrupted":
+        lines.append(f"INTERRUPTED by {run['signal'] or 'a signal'}: "
+                     f"{len(document['not_run'])} selected items never ran")
+    elif run["status"] == "incomplete":
+        lines.append(f"INCOMPLETE: {len(document['not_run'])} selected items never ran")
     for (target, transport), counts in sorted(rows.items()):
         text = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
         lines.append(f"{target} over {transport}: {text}")
@@ -371,6 +566,10 @@ def sockspec_version() -> str:
 def _invocation(config: pytest.Config) -> list[str]:
     # sys.argv is the user's command line: `sockspec run ...` or `pytest ...`.
     return [Path(sys.argv[0]).name, *sys.argv[1:]]
+
+
+def _worker_id(node: object) -> str:
+    return str(getattr(getattr(node, "gateway", None), "id", None) or "?")
 
 
 def _worker_count(config: pytest.Config) -> int:

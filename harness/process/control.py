@@ -19,12 +19,13 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Self
 
 from sockspec.errors import AddressError, ServerStartError, SockspecError
 from sockspec.iproute import in_private_network_namespace
+from sockspec.process import lifeline
 from sockspec.process.output import OutputDrain, open_logs
 from sockspec.process.readiness import (
     listening_socket_inodes,
@@ -52,6 +53,15 @@ REAP_WAIT = 1.0                 # for zombies reparented to us as the leader exi
 # stop_all() needs a registry to find servers still running. Weak, so it never keeps
 # a finished server alive; a running one is kept alive by its own watcher thread.
 _LIVE_SERVERS: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
+# Processes of programs under test found running outside their process group when
+# they were stopped (daemons, setsid() escapees): stopped one by one, and counted
+# for the run's last line.
+_ESCAPED_STOPPED = [0]
+
+
+def escaped_processes_stopped() -> int:
+    """How many escaped processes this process has stopped so far."""
+    return _ESCAPED_STOPPED[0]
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,17 @@ class StopReport:
     address: str = ""
     grace: float = 0.0
     lifetime_exceeded: bool = False
+    escaped_pids: list[int] = field(default_factory=list)
+
+    def notes(self) -> list[str]:
+        """What was found and handled, not a fault of the stop: escaped processes."""
+        if not self.escaped_pids:
+            return []
+        pids = ", ".join(map(str, self.escaped_pids))
+        count = len(self.escaped_pids)
+        return [f"{self.name} left {count} process{'es' if count > 1 else ''} outside its "
+                f"process group (pid {pids}); the harness stopped "
+                f"{'them' if count > 1 else 'it'}"]
 
     def problems(self) -> list[str]:
         found = []
@@ -120,6 +141,10 @@ class ServerProcess:
         self.spec, self.address = spec, spec.address
         self.pid = self.pgid = popen.pid
         self._popen = popen
+        assert popen.stdout is not None and popen.stderr is not None
+        # An escapee that lost the token (env -i) still holds these: see _claims().
+        self._pipes = {f"pipe:[{os.fstat(stream.fileno()).st_ino}]"
+                       for stream in (popen.stdout, popen.stderr)}
         self._token = f"{TOKEN_ENV}={token}".encode()
         leader = read_stat(popen.pid)  # unreaped, so this pid is still ours
         self._leader: Identity = (popen.pid, leader.starttime if leader else -1)
@@ -131,11 +156,12 @@ class ServerProcess:
         self._report: StopReport | None = None
         self._lifetime_exceeded = False
         self._lifetime_deadline = time.monotonic() + lifetime
-        assert popen.stdout is not None and popen.stderr is not None
         self._stdout = OutputDrain(popen.stdout, logs[0], f"{spec.name}-stdout",
                                    observer=stdout_observer)
         self._stderr = OutputDrain(popen.stderr, logs[1], f"{spec.name}-stderr")
         self.stdout_path, self.stderr_path = self._stdout.path, self._stderr.path
+        self._watchdog_key = f"{self._leader[0]}.{self._leader[1]}"
+        lifeline.watch_group(self._watchdog_key, self.pgid, token, lifetime)
         self._watch_stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name=f"{spec.name}-watch",
                                          daemon=True)
@@ -200,7 +226,7 @@ class ServerProcess:
         logs = open_logs(Path(log_dir), spec.name)
         token = secrets.token_hex(16)
         try:
-            popen = subprocess.Popen(
+            popen = lifeline.popen(  # SIGKILLed if the harness dies; watched from outside
                 spec.argv, cwd=spec.cwd, env={**os.environ, **(spec.env or {}), TOKEN_ENV: token},
                 stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 close_fds=True, start_new_session=True)
@@ -327,9 +353,37 @@ class ServerProcess:
         trust_pgid = self._popen.returncode is None and not self._leader_lost
         found = attribute_processes(
             read_process_table(), leader=self._leader, pgid=self.pgid if trust_pgid else None,
-            known=self._known, harness_pid=os.getpid(), has_token=self._has_token)
+            known=self._known, harness_pid=os.getpid(), has_token=self._has_token,
+            claims=self._claims)
+        new = [info.identity for info in found.values() if info.identity not in self._known]
         self._known.update(info.identity for info in found.values())  # one C call: atomic
+        if new:
+            lifeline.watch_processes(self._watchdog_key, new)
         return found
+
+    def _claims(self, orphan: ProcInfo) -> bool:
+        """An orphan of the harness without our token: ours if it holds our pipes or listener.
+
+        Only a process in a session other than the harness's (the harness's own tools
+        share its session) and attributed to no other live program is considered.
+        """
+        if orphan.session == os.getsid(0):
+            return False
+        for other in list(_LIVE_SERVERS):
+            if other is not self and (orphan.pid == other.pid
+                                      or orphan.identity in other._known):
+                return False
+        links = set()
+        for fd in _listdir(f"/proc/{orphan.pid}/fd"):
+            try:
+                links.add(os.readlink(f"/proc/{orphan.pid}/fd/{fd}"))
+            except OSError:
+                continue
+        if links & self._pipes:
+            return True
+        sockets = {link[len("socket:["):-1] for link in links if link.startswith("socket:[")}
+        return bool(sockets) and bool(
+            listening_socket_inodes(self.address, f"/proc/{orphan.pid}") & sockets)
 
     def _has_token(self, info: ProcInfo) -> bool:
         if info.identity in self._without_token:
@@ -390,18 +444,31 @@ class ServerProcess:
                 return
             time.sleep(0.01)
 
-    def _wait_gone(self, deadline: float, sig: int, signalled: set[Identity]) -> bool:
+    def _wait_gone(self, deadline: float, sig: int, signalled: set[Identity],
+                   escaped: set[int] | None = None) -> bool:
+        """Signal late-found processes until none is left; note those outside the group."""
         delay = 0.005
+        seen_none = False
         while True:
             found = self._snapshot()
             self._reap_orphans(found)
             live = [info for info in found.values() if info.live]
             if not live:
-                return True
+                # Twice: a child forked while /proc was being listed, by a parent that
+                # then exited, is in neither listing's reach the first time, but it
+                # exists (reparented to us) before the second listing begins.
+                if seen_none:
+                    return True
+                seen_none = True
+                time.sleep(0.002)
+                continue
+            seen_none = False
             for info in live:
                 if info.identity not in signalled:  # forked after we signalled the rest
                     send_signal(info, sig)
                     signalled.add(info.identity)
+                if escaped is not None and info.pgid != self.pgid:
+                    escaped.add(info.pid)
             if time.monotonic() >= deadline:
                 return False
             time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
@@ -426,15 +493,20 @@ class ServerProcess:
                 return self._report
             self._watch_stop.set()
             deadline = time.monotonic() + grace
-            signalled = self._signal_all(first_signal, self._snapshot())
+            first = self._snapshot()
+            # Outside the group: in the first listing, or found later (a fork chain
+            # hops while it is being stopped).
+            escaped = {pid for pid, info in first.items()
+                       if info.live and info.pgid != self.pgid}
+            signalled = self._signal_all(first_signal, first)
             if first_signal != signal.SIGKILL:
                 # A stopped (paused) process acts on SIGTERM only once continued.
                 self._signal_all(signal.SIGCONT, self._snapshot())
             needed_sigkill = False
-            if not self._wait_gone(deadline, first_signal, signalled):
+            if not self._wait_gone(deadline, first_signal, signalled, escaped):
                 needed_sigkill = first_signal != signal.SIGKILL
                 self._signal_all(signal.SIGKILL, self._snapshot())
-                self._wait_gone(time.monotonic() + KILL_WAIT, signal.SIGKILL, set())
+                self._wait_gone(time.monotonic() + KILL_WAIT, signal.SIGKILL, set(), escaped)
             self._reap_until_gone(time.monotonic() + REAP_WAIT)
             final = self._snapshot()
             leftovers = sorted(pid for pid, info in final.items() if info.live)
@@ -447,7 +519,10 @@ class ServerProcess:
                 exit_status=self.exit_status(), needed_sigkill=needed_sigkill,
                 leftover_pids=leftovers, address_still_held=self._release_address(),
                 name=self.spec.name, address=str(self.address), grace=grace,
-                lifetime_exceeded=self._lifetime_exceeded)
+                lifetime_exceeded=self._lifetime_exceeded, escaped_pids=sorted(escaped))
+            _ESCAPED_STOPPED[0] += len(escaped)
+            if not leftovers:  # else the watchdog still kills them when the harness ends
+                lifeline.unwatch_group(self._watchdog_key)
             _LIVE_SERVERS.discard(self)
             return self._report
 

@@ -12,7 +12,10 @@ because none suffices alone:
   unreaped (Linux does not reuse a pid whose task is still a zombie);
 * an environment token: every server gets SOCKSPEC_SERVER_TOKEN=<random>, inherited
   by everything it forks or execs; an orphan whose parent died before any snapshot
-  saw it is recognised by it in /proc/PID/environ.
+  saw it is recognised by it in /proc/PID/environ;
+* what an orphan holds: a daemon started with ``setsid -f env -i ...`` has lost the
+  token, but an orphan reparented to the harness that holds the server's output
+  pipes or listens on its address is the server's.
 
 The harness is a child subreaper (PR_SET_CHILD_SUBREAPER, Linux >= 3.4): orphans
 are reparented to it, not to init, so they stay findable and their zombies are
@@ -43,6 +46,7 @@ class ProcInfo:
     pgid: int
     state: str       # R S D T Z X ...; Z = zombie, exited but not reaped
     starttime: int   # field 22, clock ticks after boot
+    session: int = -1  # field 6
 
     @property
     def identity(self) -> Identity:
@@ -80,18 +84,22 @@ def read_stat(pid: int) -> ProcInfo | None:
         return None
     # comm (field 2) is in parentheses and may itself contain spaces and ')'.
     rest = text.rpartition(")")[2].split()
-    return ProcInfo(pid, int(rest[1]), int(rest[2]), rest[0], int(rest[19]))
+    return ProcInfo(pid, int(rest[1]), int(rest[2]), rest[0], int(rest[19]), int(rest[3]))
 
 
 def attribute_processes(table: Mapping[int, ProcInfo], *, leader: Identity, pgid: int | None,
                         known: Iterable[Identity], harness_pid: int,
-                        has_token: Callable[[ProcInfo], bool]) -> dict[int, ProcInfo]:
+                        has_token: Callable[[ProcInfo], bool],
+                        claims: Callable[[ProcInfo], bool] | None = None,
+                        ) -> dict[int, ProcInfo]:
     """Which processes in ``table`` belong to one server (pure; see module docstring).
 
     Seeds are the leader, members of ``pgid`` (None when it can no longer be trusted)
     and identities seen before; then their descendants; then any descendant of the
-    harness (where orphans land) that carries the server's token, with its own
-    descendants. The harness and its ancestors are never included.
+    harness (where orphans land) that carries the server's token, and any orphan
+    reparented to the harness that ``claims`` recognises (one holding the server's
+    output pipes or its listener: ``env -i`` loses the token, not those), with
+    their own descendants. The harness and its ancestors are never included.
     """
     children: dict[int, list[int]] = {}
     for info in table.values():
@@ -108,8 +116,12 @@ def attribute_processes(table: Mapping[int, ProcInfo], *, leader: Identity, pgid
              or (pgid is not None and info.pgid == pgid)]
     found = _with_descendants(children, seeds, walls)
     strays = _with_descendants(children, children.get(harness_pid, ()), walls) - found
-    found |= _with_descendants(
-        children, [pid for pid in strays if has_token(table[pid])], walls)
+    claimed = [pid for pid in strays if has_token(table[pid])]
+    if claims is not None:
+        claimed += [pid for pid in strays
+                    if table[pid].ppid == harness_pid and pid not in claimed
+                    and claims(table[pid])]
+    found |= _with_descendants(children, claimed, walls)
     return {pid: table[pid] for pid in found if pid in table}
 
 

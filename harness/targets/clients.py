@@ -28,10 +28,13 @@ from pathlib import Path
 
 from sockspec.errors import TargetConfigError, UsageError
 from sockspec.targets.servers import (
-    PROFILES,
     PROJECT_ROOT,
+    TOP_LEVEL_KEYS,
     ArgvTemplates,
     Target,
+    UnknownKeys,
+    check_name,
+    check_profile,
     parse_argv,
     parse_server_tables,
     read_targets_toml,
@@ -45,6 +48,8 @@ MAX_TIMEOUT_S = 600.0
 # The reference clients' stated limit: short, so that the scenarios where the
 # server never answers cost seconds, not minutes.
 REFERENCE_CLIENT_TIMEOUT_S = 3.0
+CLIENT_KEYS = ("name", "profile", "tcp", "unix", "ipv6", "output", "success_status",
+               "failure_status", "timeout_s")
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,8 @@ class TargetFile:
 
     servers: list[Target]
     clients: list[ClientTarget]
+    # One line per unknown key (ignored): the command prints them once.
+    warnings: tuple[str, ...] = ()
 
 
 def render_client_argv(template: tuple[str, ...], values: dict[str, str]) -> list[str]:
@@ -156,9 +163,12 @@ def load_target_file(path: str | Path, *, allow_remote: bool = False) -> TargetF
     """
     file = Path(path)
     data = read_targets_toml(file)
+    unknown = UnknownKeys(file)
+    unknown.check(data, TOP_LEVEL_KEYS, "top", f"{file}: top level")
     has_servers = bool(data.get("server"))
-    servers = parse_server_tables(data, file, allow_remote=allow_remote) if has_servers else []
-    clients = parse_client_tables(data, file)
+    servers = parse_server_tables(data, file, allow_remote=allow_remote,
+                                  unknown=unknown) if has_servers else []
+    clients = parse_client_tables(data, file, unknown=unknown)
     if not servers and not clients:
         raise TargetConfigError(f"{file}: no [[server]] or [[client]] tables")
     seen = {t.name for t in servers}
@@ -167,10 +177,11 @@ def load_target_file(path: str | Path, *, allow_remote: bool = False) -> TargetF
             raise TargetConfigError(
                 f"{file}: [[client]] #{index}: name {client.name!r} is used twice")
         seen.add(client.name)
-    return TargetFile(servers, clients)
+    return TargetFile(servers, clients, tuple(unknown.messages))
 
 
-def parse_client_tables(data: dict, file: Path) -> list[ClientTarget]:
+def parse_client_tables(data: dict, file: Path,
+                        unknown: UnknownKeys | None = None) -> list[ClientTarget]:
     tables = data.get("client", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise TargetConfigError(f"{file}: 'client' must be an array of tables ([[client]])")
@@ -178,6 +189,9 @@ def parse_client_tables(data: dict, file: Path) -> list[ClientTarget]:
     clients: list[ClientTarget] = []
     for index, table in enumerate(tables, start=1):
         client = parse_client_table(table, f"{file}: [[client]] #{index}", cwd, str(file))
+        if unknown is not None:
+            unknown.check(table, CLIENT_KEYS, "client",
+                          f"{file}: [[client]] #{index} ({client.name!r})")
         if any(c.name == client.name for c in clients):
             raise TargetConfigError(
                 f"{file}: [[client]] #{index}: name {client.name!r} is used twice")
@@ -186,15 +200,9 @@ def parse_client_tables(data: dict, file: Path) -> list[ClientTarget]:
 
 
 def parse_client_table(table: dict, where: str, cwd: str, source: str) -> ClientTarget:
-    name = table.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise TargetConfigError(
-            f"{where}: key 'name' is required: letters, digits, '_', '.', '-' (got {name!r})"
-        )
+    name = check_name(table, where)
     where = f"{where} ({name!r})"
-    profile = table.get("profile")
-    if profile not in PROFILES:
-        raise TargetConfigError(f"{where}: key 'profile' must be \"echo\" or \"http\", got {profile!r}")
+    profile = check_profile(table, where)
     argvs = {key: parse_argv(table, key, where) for key in ("tcp", "unix")}
     if argvs["tcp"] is None and argvs["unix"] is None:
         raise TargetConfigError(f"{where}: needs a 'tcp' or a 'unix' command (an argv list)")

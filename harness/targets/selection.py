@@ -6,10 +6,12 @@ refuse the same options with the same one-line messages.
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 from dataclasses import dataclass, field
 
-from sockspec.catalogue import ScenarioSpec
+from sockspec.catalogue import DEFAULT_TIME_LIMIT, ScenarioSpec
 from sockspec.errors import UsageError
 from sockspec.targets.clients import (
     ClientTarget,
@@ -25,6 +27,50 @@ from sockspec.targets.servers import (
     connect_target,
 )
 
+# A server not accepting after this long could not finish a scenario anyway (the
+# default time limit of a whole scenario).
+MAX_READY_TIMEOUT_S = DEFAULT_TIME_LIMIT
+# -n beyond this many workers per CPU only adds contention: every worker is a whole
+# Python process starting its own servers and clients, and scenarios with timing
+# (readiness, connection rate, clients' stated limits) would fail for the harness's
+# load, not the program's. xdist also takes seconds per worker to start.
+WORKERS_PER_CPU = 4
+
+
+def parse_ready_timeout(text: str) -> float:
+    """``--ready-timeout S`` (the argparse type of both ``sockspec run`` and the plugin):
+    a finite number of seconds in (0, MAX_READY_TIMEOUT_S]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= MAX_READY_TIMEOUT_S):
+        raise argparse.ArgumentTypeError(
+            f"must be a number of seconds above 0 and at most {MAX_READY_TIMEOUT_S:g}, "
+            f"got {text!r}")
+    return value
+
+
+def max_workers() -> int:
+    """The most ``-n`` workers ``sockspec run`` accepts: WORKERS_PER_CPU per usable CPU."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return WORKERS_PER_CPU * max(cpus, 1)
+
+
+def check_workers(text: str | None) -> None:
+    """``-n N|auto``: UsageError for anything but 'auto' or 0..max_workers()."""
+    if text is None or text == "auto":
+        return
+    if not text.isdigit():
+        raise UsageError(f"-n wants a number or 'auto', got {text!r}")
+    limit = max_workers()
+    if int(text) > limit:
+        raise UsageError(f"-n {text}: at most {limit} workers here ({WORKERS_PER_CPU} per "
+                         f"usable CPU); 'auto' gives one per CPU")
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -32,6 +78,8 @@ class Selection:
     transports: tuple[str, ...]
     scenarios: frozenset[str]
     clients: list[ClientTarget] = field(default_factory=list)  # clients under test
+    # Warnings about the targets file (unknown keys): the caller prints them once.
+    warnings: tuple[str, ...] = ()
 
 
 def build_selection(
@@ -54,7 +102,11 @@ def build_selection(
     --connect / --client-cmd; with none of those, the reference servers and
     reference clients. One --profile serves every ad-hoc target.
     """
-    if server_cmd and connect:
+    for option, value in (("--server-cmd", server_cmd), ("--client-cmd", client_cmd),
+                          ("--connect", connect)):
+        if value is not None and not value.strip():
+            raise UsageError(f"{option} is empty")
+    if server_cmd is not None and connect is not None:
         raise UsageError("use either --server-cmd or --connect, not both")
     if profile and not (server_cmd or connect or client_cmd):
         raise UsageError("--profile only applies to --server-cmd, --client-cmd or --connect")
@@ -98,6 +150,7 @@ def build_selection(
         transports=tuple(t for t in TRANSPORTS if not transports or t in transports),
         scenarios=frozenset(scenarios),
         clients=clients,
+        warnings=from_file.warnings if from_file else (),
     )
 
 

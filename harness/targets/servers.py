@@ -3,13 +3,15 @@
 The targets TOML is a public contract (README, "Targets file"): a list of
 ``[[server]]`` tables with ``name``, ``profile``, ``tcp`` and/or ``unix`` argv
 templates, and an optional ``ipv6`` flag. Unknown keys are ignored so that
-newer files still load; anything wrong in a known key names the file, the
-table and the key. The same file may declare clients under test as
+newer files still load, with one warning per key naming the closest known key
+(``UnknownKeys``); anything wrong in a known key names the file, the table and
+the key. The same file may declare clients under test as
 ``[[client]]`` tables: harness/client_targets.py parses those.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import shlex
 import sys
@@ -25,6 +27,56 @@ TRANSPORT_HOSTS = {"tcp": "127.0.0.1", "tcp6": "::1"}
 
 PLACEHOLDER = re.compile(r"\{(host|port|hostport|path|root)\}")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout, or site-packages
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+# The keys the targets file knows; any other is ignored with a warning.
+TOP_LEVEL_KEYS = ("server", "client")
+SERVER_KEYS = ("name", "profile", "tcp", "unix", "ipv6", "connect", "root")
+
+
+class UnknownKeys:
+    """Keys a targets file has that this sockspec does not know.
+
+    Harmless (a newer file still loads), but most are typos (``timeout`` for
+    ``timeout_s``, ``ipv66``): one warning per key and place (top level,
+    ``[[server]]``, ``[[client]]``), with the closest known key.
+    """
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self.messages: list[str] = []
+        self._seen: set[tuple[str, str]] = set()
+
+    def check(self, table: dict, known: tuple[str, ...], place: str, where: str) -> None:
+        for key in table:
+            if key in known or (place, key) in self._seen:
+                continue
+            self._seen.add((place, key))
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            advice = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+            self.messages.append(f"{where}: unknown key {key!r} ignored; {advice}")
+
+
+def check_name(table: dict, where: str) -> str:
+    """The table's ``name`` key, or TargetConfigError (missing or malformed)."""
+    if "name" not in table:
+        raise TargetConfigError(f"{where}: missing key 'name' (letters, digits, '_', '.', '-')")
+    name = table["name"]
+    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+        raise TargetConfigError(
+            f"{where}: key 'name' must be letters, digits, '_', '.', '-' (got {name!r})"
+        )
+    return name
+
+
+def check_profile(table: dict, where: str) -> str:
+    """The table's ``profile`` key, or TargetConfigError (missing or unknown)."""
+    if "profile" not in table:
+        raise TargetConfigError(f"{where}: missing key 'profile' (\"echo\" or \"http\")")
+    profile = table["profile"]
+    if profile not in PROFILES:
+        raise TargetConfigError(f"{where}: key 'profile' must be \"echo\" or \"http\", got {profile!r}")
+    return profile
 
 
 class ArgvTemplates:
@@ -140,7 +192,7 @@ def adhoc_target(command: str, profile: str | None, cwd: str) -> Target:
         cwd=cwd,
         source="--server-cmd",
     )
-    problem = _template_problem(target)
+    problem = _template_problem(target, flag="--server-cmd")
     if problem:
         raise UsageError(f"--server-cmd: {problem}")
     return target
@@ -185,8 +237,10 @@ def read_targets_toml(file: Path) -> dict:
         raise TargetConfigError(f"{file}: invalid TOML: {exc}") from None
 
 
-def parse_server_tables(data: dict, file: Path, *, allow_remote: bool = False) -> list[Target]:
-    """The validated ``[[server]]`` tables of a parsed targets file (at least one)."""
+def parse_server_tables(data: dict, file: Path, *, allow_remote: bool = False,
+                        unknown: UnknownKeys | None = None) -> list[Target]:
+    """The validated ``[[server]]`` tables of a parsed targets file (at least one);
+    unknown keys go to ``unknown`` as warnings."""
     tables = data.get("server", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise TargetConfigError(f"{file}: 'server' must be an array of tables ([[server]])")
@@ -199,6 +253,9 @@ def parse_server_tables(data: dict, file: Path, *, allow_remote: bool = False) -
         target = _parse_server_table(
             table, f"{file}: [[server]] #{index}", cwd, str(file), allow_remote
         )
+        if unknown is not None:
+            unknown.check(table, SERVER_KEYS, "server",
+                          f"{file}: [[server]] #{index} ({target.name!r})")
         if target.name in seen:
             raise TargetConfigError(f"{file}: [[server]] #{index}: name {target.name!r} is used twice")
         seen.add(target.name)
@@ -209,15 +266,9 @@ def parse_server_tables(data: dict, file: Path, *, allow_remote: bool = False) -
 def _parse_server_table(
     table: dict, where: str, cwd: str, source: str, allow_remote: bool
 ) -> Target:
-    name = table.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise TargetConfigError(
-            f"{where}: key 'name' is required: letters, digits, '_', '.', '-' (got {name!r})"
-        )
+    name = check_name(table, where)
     where = f"{where} ({name!r})"
-    profile = table.get("profile")
-    if profile not in PROFILES:
-        raise TargetConfigError(f"{where}: key 'profile' must be \"echo\" or \"http\", got {profile!r}")
+    profile = check_profile(table, where)
     if "connect" in table:
         return _parse_connect_table(table, where, cwd, source, name, profile, allow_remote)
     argvs = {key: parse_argv(table, key, where) for key in ("tcp", "unix")}
@@ -263,8 +314,19 @@ def parse_argv(table: dict, key: str, where: str) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-def _template_problem(target: Target) -> str | None:
-    """Say why a template cannot work, or None: the server must learn its address."""
+def _template_problem(target: Target, flag: str | None = None) -> str | None:
+    """Say why a template cannot work, or None: the server must learn its address.
+
+    With ``flag`` (--server-cmd) the problem speaks of the command, not of TOML keys.
+    """
+    if flag is not None:
+        text = " ".join(target.tcp or target.unix or ())
+        if not any(p in text for p in ("{port}", "{hostport}", "{path}")):
+            return ("the command never mentions {port} or {hostport} (TCP) or {path} "
+                    "(Unix socket)")
+        if target.profile == "http" and "{root}" not in text:
+            return "an http server command must take the document root {root}"
+        return None
     checks = [
         ("tcp", target.tcp, ("{port}", "{hostport}")),
         ("unix", target.unix, ("{path}",)),

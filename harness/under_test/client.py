@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import time
 from pathlib import Path
 
+from sockspec import suspend
 from sockspec.adversary import AdversaryServer, Listening, Plan, max_length_unix_path
 from sockspec.errors import ClientStartError
+from sockspec.preparing import write_file, write_sparse_file
 from sockspec.process.client import CapturedOutput, ClientRun, run_client
 from sockspec.targets.clients import ClientTarget, client_placeholder_values, render_client_argv
 from sockspec.targets.servers import TRANSPORT_HOSTS
 from sockspec.transport import Address, TcpAddress, UnixAddress
-from sockspec.under_test.ports import PortAllocator, remove_socket_dir
+from sockspec.under_test.ports import PortAllocator, make_socket_dir, remove_socket_dir
 
 # A client that judges nothing slowly still gets its own stated limit twice over,
 # plus this, before the harness stops it.
@@ -35,7 +37,8 @@ class ClientUnderTest:
     def __init__(self, target: ClientTarget, transport: str, allocator: PortAllocator) -> None:
         self.target = target
         self.transport = transport
-        self.workdir = Path(tempfile.mkdtemp(prefix="ss-", dir="/tmp"))
+        suspend.install()  # a stop of the harness must not read as the client's failure
+        self.workdir = Path(make_socket_dir())
         self.runs: list[ClientRun] = []
         self.servers: list[AdversaryServer] = []
         self._allocator = allocator
@@ -93,12 +96,8 @@ class ClientUnderTest:
 
     def sparse_file(self, name: str, size: int, marker: bytes) -> Path:
         """A file of ``size`` bytes, all holes (zeros, no disk space) but ``marker`` at its end."""
-        path = self.workdir / name
-        with open(path, "wb") as f:
-            f.truncate(size - len(marker))
-            f.seek(size - len(marker))
-            f.write(marker)
-        return path
+        return write_sparse_file(self.workdir / name, size, marker,
+                                 "write the sparse file served to the client")
 
     def run(self, address: Address, *, payload: bytes | None = None, url_path: str = "/",
             time_limit: float | None = None) -> ClientRun:
@@ -110,15 +109,15 @@ class ClientUnderTest:
         """
         number = len(self.runs) + 1
         run_dir = self.workdir / f"run{number}"
-        run_dir.mkdir()
-        input_path = run_dir / "in.bin"
-        input_path.write_bytes(payload or b"")
+        input_path = write_file(run_dir / "in.bin", payload or b"",
+                                "write the client's input file")
         output_path = run_dir / "out.bin"
         values = client_placeholder_values(
             host=getattr(address, "host", ""), port=getattr(address, "port", 0),
             path=getattr(address, "path", ""), input_path=str(input_path),
             output_path=str(output_path), url_path=url_path)
         argv = render_client_argv(self.target.template_for(self.transport), values)
+        started = time.monotonic()
         result = run_client(
             argv, cwd=self.target.cwd, time_limit=time_limit or self.default_time_limit,
             log_dir=run_dir, name=self.target.name, address=address,
@@ -127,6 +126,9 @@ class ClientUnderTest:
             result.output = CapturedOutput.of_file(output_path)
             output_path.unlink(missing_ok=True)  # may be 2 GiB
         self.runs.append(result)
+        # The harness's server stood still while the harness was stopped: the
+        # client's timeout then is the harness's trouble, whatever the client did.
+        suspend.check_not_suspended(started, f"the run of {self.target.name}")
         return result
 
     def run_against(self, server: AdversaryServer, data: bytes, *,

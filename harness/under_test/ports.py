@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import socket
-import tempfile
 from dataclasses import dataclass, field
 
+from sockspec.cleanup import make_workdir, remove_workdir
 from sockspec.errors import SockspecError
 
 PORT_FLOOR = 20000
@@ -79,9 +78,12 @@ class PortAllocator:
 
 
 def make_socket_dir() -> str:
-    """A fresh private directory for one Unix socket; short enough for sun_path."""
-    return tempfile.mkdtemp(prefix="sockspec-", dir="/tmp")
+    """A fresh private directory for one Unix socket; short enough for sun_path.
+
+    Named /tmp/sockspec-<pid>-XXXXXXXX and registered for removal (sockspec.cleanup).
+    """
+    return str(make_workdir())
 
 
 def remove_socket_dir(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    remove_workdir(path)

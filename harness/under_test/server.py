@@ -8,12 +8,12 @@ document root and its output logs; stopping the server removes it.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sockspec.errors import ServerStartError, SockspecError
+from sockspec.preparing import write_file, write_sparse_file
 from sockspec.process import (
     LaunchSpec,
     ServerProcess,
@@ -23,7 +23,7 @@ from sockspec.process import (
 )
 from sockspec.targets.servers import TRANSPORT_HOSTS, Target, placeholder_values, render_argv
 from sockspec.transport import Address, TcpAddress, UnixAddress
-from sockspec.under_test.ports import PortAllocator, remove_socket_dir
+from sockspec.under_test.ports import PortAllocator, make_socket_dir, remove_socket_dir
 
 ACCEPT_CHECK_TIMEOUT = 1.0
 PORT_ATTEMPTS = 3
@@ -77,20 +77,13 @@ class ServerUnderTest:
         return self.root.parent
 
     def put_file(self, relative: str, data: bytes = b"") -> Path:
-        path = self.root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        return path
+        """Write into the document root; a failure is HarnessError (the harness's trouble)."""
+        return write_file(self.root / relative, data, "write the document root file")
 
     def put_sparse_file(self, relative: str, size: int, marker: bytes) -> Path:
         """A file of ``size`` bytes, all holes except ``marker`` at its very end."""
-        path = self.root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:
-            f.truncate(size - len(marker))
-            f.seek(size - len(marker))
-            f.write(marker)
-        return path
+        return write_sparse_file(self.root / relative, size, marker,
+                                 "write the sparse document root file")
 
     def alive(self) -> bool:
         if self.managed_process is None:
@@ -148,8 +141,27 @@ def attach_server(target: Target, policy: StartPolicy) -> ServerUnderTest:
             f"{target.name}: nothing accepts connections at {target.connect} "
             f"(waited {policy.ready_timeout:g} s)"
         )
-    workdir = Path(tempfile.mkdtemp(prefix="sockspec-", dir="/tmp"))
+    workdir = Path(make_socket_dir())
     return ServerUnderTest(target, target.connect.transport, target.connect, workdir, policy, None)
+
+
+class LeftoverProcesses(SockspecError):
+    """A program under test left processes behind (escaped or still running): ``error``."""
+
+
+def stop_findings(reports: list[StopReport]) -> tuple[list[str], str | None]:
+    """(lines for the evidence, the error to raise if a process was left behind).
+
+    Left behind: a process outside the program's process group that the harness
+    had to find and stop (a daemon, a fork chain), or one still running after
+    the stop. Either way the item is ``error``: the harness had to clean up after
+    the program, and the program should run in the foreground, in its group.
+    """
+    lines = [line for report in reports for line in (*report.notes(), *report.problems())]
+    left = [line for report in reports if report.escaped_pids for line in report.notes()]
+    left += [line for report in reports if report.leftover_pids for line in report.problems()
+             if "left processes running" in line]
+    return lines, "; ".join(left) if left else None
 
 
 class PortTaken(ServerStartError):
@@ -183,7 +195,7 @@ def _start_once(
     target: Target, transport: str, allocator: PortAllocator, policy: StartPolicy,
     host: str | None,
 ) -> ServerUnderTest:
-    workdir = Path(tempfile.mkdtemp(prefix="sockspec-", dir="/tmp"))
+    workdir = Path(make_socket_dir())
     try:
         (workdir / "root").mkdir()
         (workdir / "logs").mkdir()
@@ -233,6 +245,8 @@ class ServerPool:
     allocator: PortAllocator
     policy: StartPolicy
     _shared: dict[tuple[str, str], ServerUnderTest] = field(default_factory=dict)
+    # Stop reports of shared servers not yet handed to an item (take_stop_reports()).
+    _unreported: list[StopReport] = field(default_factory=list)
 
     def shared(self, target: Target, transport: str) -> ServerUnderTest:
         key = (target.name, transport)
@@ -240,7 +254,7 @@ class ServerPool:
         if current is not None and current.alive():
             return current
         if current is not None:
-            current.stop()
+            self._keep(current.stop())
         self._shared[key] = self.fresh(target, transport)
         return self._shared[key]
 
@@ -249,7 +263,18 @@ class ServerPool:
             return attach_server(target, self.policy)
         return start_server(target, transport, self.allocator, self.policy)
 
-    def stop_all(self) -> None:
+    def stop_all(self) -> list[StopReport]:
+        """Stop every shared server; return every stop report not taken yet."""
         for server in self._shared.values():
-            server.stop()
+            self._keep(server.stop())
         self._shared.clear()
+        return self.take_stop_reports()
+
+    def take_stop_reports(self) -> list[StopReport]:
+        """Reports of shared servers stopped since the last call (for the item at hand)."""
+        taken, self._unreported = self._unreported, []
+        return taken
+
+    def _keep(self, report: StopReport | None) -> None:
+        if report is not None:
+            self._unreported.append(report)

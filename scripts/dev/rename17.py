@@ -58,6 +58,12 @@ SKIP_DIRS = {".git", ".venv", ".tox", "__pycache__", "node_modules", "out", "bui
 SKIP_FILES = {"scripts/dev/rename17.py"}
 
 
+def module_names(folder: str) -> set[str]:
+    """The modules and packages in a folder of the repository as it is now."""
+    return {p.stem for p in (ROOT / folder).iterdir()
+            if (p.suffix == ".py" or (p / "__init__.py").exists()) and p.stem != "__init__"}
+
+
 def scenario_names() -> set[str]:
     return {p.stem for p in (ROOT / "scenarios").glob("*.py") if not p.name.startswith("_")}
 
@@ -123,7 +129,8 @@ def rewrite(text: str, path: Path) -> str:
                   lambda m: f"{m[1]}from {new_name(m[2] + m[3])} import ", text, flags=re.M)
     text = re.sub(r"^(\s*)import (harness|reports|scenarios)((?:\.\w+)*)$",
                   lambda m: f"{m[1]}import {new_name(m[2] + m[3])}", text, flags=re.M)
-    for top, names in (("harness", HARNESS_NAMES), ("reports", REPORTS_NAMES),
+    for top, names in (("harness", HARNESS_NAMES | module_names("harness")),
+                       ("reports", REPORTS_NAMES | module_names("reports")),
                        ("scenarios", scenario_names())):
         text = _dotted(top, names).sub(lambda m: new_name(m[0]), text)
     text = re.sub(r"\bfixtures\.scenario_fixtures\b", MOVED["fixtures.scenario_fixtures"], text)

@@ -25,6 +25,7 @@ from sockspec.errors import SockspecError, UsageError
 from sockspec.measure.bench import baselines
 from sockspec.measure.bench.cases import CASES, BenchContext
 from sockspec.measure.bench.report import document, table
+from sockspec.reports.outputs import OutputError, check_outputs, write_output
 from sockspec.under_test.ports import PortAllocator
 
 
@@ -43,6 +44,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     unknown = sorted(set(args.only) - set(CASES))
     if unknown:
         raise UsageError(f"unknown comparison(s) {unknown}; choose from {', '.join(CASES)}")
+    check_outputs([("--output", args.output)])  # before minutes of measuring: exit 2
     return args
 
 
@@ -69,15 +71,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse(sys.argv[1:] if argv is None else argv)
         doc = run(args)
-    except SockspecError as exc:
+    except (SockspecError, OutputError) as exc:
         print(f"sockspec bench: {exc}", file=sys.stderr)
         return exc.exit_status
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(doc, indent=2) + "\n")
-    for line in table(doc):
+    for line in table(doc):  # the table first: it survives an output that cannot be written
         print(line)
-    print(f"written: {output.resolve()}")
+    try:
+        write_output(args.output, json.dumps(doc, indent=2) + "\n", label="--output")
+    except OutputError as exc:
+        print(f"sockspec bench: {exc}", file=sys.stderr)
+        return exc.exit_status
+    print(f"written: {os.path.abspath(args.output)}")
     return 0
 
 
