@@ -136,7 +136,17 @@ def parse(line: str, groups: dict[str, Group]) -> None:
 
 
 def sweep(harness: int) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    """Remove what the dead harness left (sockspec.cleanup). This process runs with -I -S
+    (no site, so no editable-install finder): the sockspec package is loaded from the
+    folder this file lives in, which is sockspec/ in an install and harness/ in a checkout."""
+    import importlib.machinery
+    import importlib.util
+
+    package_dir = Path(__file__).resolve().parents[1]
+    if "sockspec" not in sys.modules:
+        spec = importlib.machinery.ModuleSpec("sockspec", None, is_package=True)
+        spec.submodule_search_locations = [str(package_dir)]
+        sys.modules["sockspec"] = importlib.util.module_from_spec(spec)
     try:
         from sockspec.cleanup import remove_leftovers
     except ImportError:
