@@ -38,7 +38,11 @@ _export("sockspec.verdict", "ScenarioFailed", "expect", "fail", "expect_same_byt
 _export("sockspec.verdict.client", "ExpectedOutput", "expect_success", "expect_failure_reported",
         "expect_finished_by", "expect_message_on_failure")
 # Errors a scenario raises or catches
-_export("sockspec.errors", "SockspecError", "PeerError", "ServerStartError")
+_export("sockspec.errors", "SockspecError", "PeerError", "ServerStartError", "HarnessError")
+# The harness's own file work (a failure there is the harness's trouble: error, no hint).
+# (Its context manager shares its module's name, sockspec.preparing, so it cannot be a
+# name of the package: use sockspec.preparing.preparing.)
+_export("sockspec.preparing", "write_file", "write_sparse_file")
 # Transport primitives
 _export("sockspec.transport", "Address", "TcpAddress", "UnixAddress", "StreamEnd",
         "UNIX_PATH_MAX", "abort", "connect", "describe_os_error", "half_close",
@@ -54,6 +58,7 @@ _export("sockspec.drivers.streams", "LatencySummary", "PacedSink", "echo_many_at
         "limit_receive_buffer", "parse_small_response", "printable_payload", "read_in_bursts",
         "send_in_pieces", "send_with_fin", "start_stalled_download")
 _export("sockspec.drivers.wire", "wire_session")
+_export("sockspec.drivers.owed", "leave_while_echo_owed")
 # The reference client's helpers
 _export("sockspec.reference.client", "echo_roundtrip", "fetch", "build_get_request",
         "ping_pong")
@@ -63,7 +68,9 @@ _export("sockspec.reference.stream_digest", "bytes_digest")
 _export("sockspec.adversary", "Dribble", "Ending", "FileBody", "Listening")
 _export("sockspec.adversary.payloads", "every_byte_value", "printable_bytes")
 # Measurement engines and their sizes
-_export("sockspec.measure.settings", "Size")
+_export("sockspec.measure.settings", "Size", "check_ping_pong_sizes", "check_connection_count",
+        "check_server_fd_room", "process_fd_soft_limit")
+_export("sockspec.measure.plan", "ImpossibleLoad")
 _export("sockspec.measure.concurrent", "hold_concurrent")
 _export("sockspec.measure.connrate", "ConnRateRequest", "run_connection_rate")
 _export("sockspec.measure.histogram", "NS_PER_MS")

@@ -82,10 +82,38 @@ def test_import_sockspec_gives_the_public_api_lazily():
              "expect_same_bytes, connect, send_all, read_until_end, StreamEnd, Metrics; "
              "assert callable(scenario) and not isinstance(scenario, type(sys)); "
              "missing = [n for n in sockspec.__all__ if getattr(sockspec, n, None) is None]; "
-             "assert not missing, missing; print(sockspec.__version__)")
+             "assert not missing, missing; "
+             "shadowed = [n for n in sockspec.__all__ if isinstance(getattr(sockspec, n), "
+             "type(sys))]; assert not shadowed, shadowed; print(sockspec.__version__)")
     done = run([sys.executable, "-c", probe], PROJECT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == version("sockspec")
+
+
+def test_the_public_api_covers_what_the_builtin_scenarios_import():
+    """A scenario of the user's can do what a built-in one does with ``import sockspec``."""
+    import ast
+
+    import sockspec
+
+    # A function named like its own module cannot be a package attribute: the submodule
+    # wins once imported. Documented in sockspec/__init__.py.
+    same_name_as_module = {"sockspec.preparing.preparing"}
+    missing = []
+    for path in sorted((PROJECT / "scenarios").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.ImportFrom) and node.module
+                    and node.module.startswith("sockspec.")
+                    and not node.module.startswith("sockspec.scenarios")):
+                continue
+            module = __import__(node.module, fromlist=["_"])
+            for alias in node.names:
+                if f"{node.module}.{alias.name}" in same_name_as_module:
+                    continue
+                if alias.name not in sockspec.__all__ or \
+                        getattr(sockspec, alias.name) is not getattr(module, alias.name):
+                    missing.append(f"{path.name}: {node.module}.{alias.name}")
+    assert not missing, missing
 
 
 def test_the_installed_package_is_the_one_name_sockspec():
