@@ -2,8 +2,9 @@
 
 ``run`` is a thin layer over pytest: it checks the options up front (so bad
 input gets one line and exit 2, never a traceback) and then hands the
-catalogue to pytest with the sockspec plugin. Exit 0 when everything passed,
-1 when something failed or could not run, 2 on a usage error.
+catalogue to pytest with the sockspec plugin. Exit 0 when everything passed
+(warnings included: a SHOULD, or a default threshold, missed), 1 when something
+failed or could not run, 2 on a usage error.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ def build_parser() -> ArgumentParser:
                      help="allow a --connect address outside loopback (load stays bounded)")
     run.add_argument("--profile", choices=["echo", "http"],
                      help="profile of --server-cmd, --client-cmd or --connect")
+    run.add_argument("--isolate", action="store_true",
+                     help="start each server in a network namespace of its own where only "
+                     "loopback exists (needs root and `ip`)")
     run.add_argument("--json", metavar="PATH", help="write the results JSON")
     run.add_argument("--html", metavar="PATH", help="write the HTML report")
     run.add_argument("--junitxml", metavar="PATH", help="write JUnit XML")
@@ -70,6 +74,11 @@ def build_parser() -> ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="one line per item")
     run.add_argument("--ready-timeout", type=parse_ready_timeout, default=10.0, metavar="S",
                      help="seconds a server may take to start accepting (default 10)")
+    run.add_argument("--strict", action="store_true",
+                     help="a failed SHOULD check is a failure, not a warning")
+    run.add_argument("--threshold", action="append", default=[], metavar="METRIC<=N",
+                     help="your threshold for a measurement figure, e.g. latency.p99_ms<=5 "
+                     "(repeatable; a miss fails; see `sockspec list --thresholds`)")
     capture = run.add_mutually_exclusive_group()
     capture.add_argument("--capture", action="store_true",
                          help="keep a pcap of every TCP scenario (default: of failed ones)")
@@ -83,6 +92,10 @@ def build_parser() -> ArgumentParser:
     listing.add_argument("--family", help="only this family")
     listing.add_argument("--kind", choices=["server", "client"],
                          help="only the scenarios judging servers, or only those judging clients")
+    listing.add_argument("--levels", action="store_true",
+                         help="each scenario's level (MUST or SHOULD) and why")
+    listing.add_argument("--thresholds", action="store_true",
+                         help="the measurement figures thresholds may judge, with defaults")
 
     targets = commands.add_parser("targets", help="validate and list a targets file")
     targets.add_argument("file")
@@ -112,6 +125,7 @@ def command_run(args: argparse.Namespace) -> int:
         server_cmd=args.server_cmd, profile=args.profile, scenarios=args.selectors,
         catalogue=load_catalogue(), cwd=os.getcwd(), connect=args.connect, root=args.root,
         allow_remote=args.allow_remote, client_cmd=args.client_cmd,
+        thresholds=args.threshold,
     )
     print_warnings(selection.warnings)
     # Every output is checked before the first item runs: one line, exit 2.
@@ -134,6 +148,17 @@ def command_run(args: argparse.Namespace) -> int:
         pytest_args += ["--root", os.path.abspath(args.root)] if args.root else []
     if args.allow_remote:
         pytest_args.append("--allow-remote")
+    if args.isolate:
+        from harness.isolate import unavailable_reason
+
+        reason = unavailable_reason()  # not root, no `ip`: one line, exit 2
+        if reason:
+            raise UsageError(reason)
+        pytest_args.append("--isolate")
+    if args.strict:
+        pytest_args.append("--sockspec-strict")
+    for threshold in args.threshold:
+        pytest_args.append(f"--threshold={threshold}")
     if args.capture or args.no_capture:
         pytest_args += ["--sockspec-capture", "all" if args.capture else "off"]
     if args.capture_dir:
@@ -179,12 +204,34 @@ def command_list(args: argparse.Namespace) -> int:
         specs = [s for s in specs if s.family.name == args.family]
         if not specs:
             raise UsageError(f"no family named {args.family!r}")
+    if args.thresholds:
+        return list_thresholds(specs)
     width = max(len(s.id) for s in specs)
     fam_width = max(len(s.family.name) for s in specs)
+    if args.levels:
+        for spec in specs:
+            print(f"{spec.id:<{width}}  {spec.family.name:<{fam_width}}  {spec.level:<6}  "
+                  f"{spec.reason}")
+        return 0
     for spec in specs:
         profiles = ",".join(spec.profiles)
         print(f"{spec.id:<{width}}  {spec.family.name:<{fam_width}}  {profiles:<9}  "
               f"{spec.description}")
+    return 0
+
+
+def list_thresholds(specs) -> int:
+    """One line per measurement figure: its name, unit, default threshold, results key."""
+    from harness.scenario import catalogue_measures
+    from harness.thresholds import describe_default
+
+    measures = catalogue_measures(specs)
+    if not measures:
+        raise UsageError("no measurement family among the chosen scenarios")
+    width = max(len(name) for name in measures)
+    for name, measure in sorted(measures.items()):
+        print(f"{name:<{width}}  {measure.unit:<6}  default {describe_default(measure):<20}  "
+              f"metrics key {measure.metric}" + (f"  ({measure.note})" if measure.note else ""))
     return 0
 
 
@@ -194,11 +241,20 @@ def print_warnings(warnings) -> None:
 
 
 def command_targets(args: argparse.Namespace) -> int:
+    from harness.errors import TargetConfigError
+    from harness.scenario import catalogue_measures
+    from harness.thresholds import resolve_names
+
     declared = load_target_file(args.file)
     print_warnings(declared.warnings)
-    for target in declared.servers:
+    measures = catalogue_measures(load_catalogue())
+    thresholds = [resolve_names(t.thresholds, measures, TargetConfigError)
+                  for t in declared.servers]  # every name checked before anything is listed
+    for target, own in zip(declared.servers, thresholds, strict=True):
         transports = ",".join(target.transports())
         print(f"{target.name}  profile={target.profile}  transports={transports}")
+        for threshold in own:
+            print(f"  threshold: {threshold.expression()}")
         for label, argv in (("tcp", target.tcp), ("unix", target.unix)):
             if argv:
                 print(f"  {label}: {' '.join(argv)}")

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.targets import PROFILES, TRANSPORTS
+from harness.thresholds import Measure
+from harness.verdict import LEVELS, MUST, SHOULD
 
 CATALOGUE_PACKAGE = "scenarios"
 # A safety net (pytest-timeout) over a scenario's own bounded waits: a scenario
@@ -30,16 +32,26 @@ class Family:
     """A behaviour family: one pytest marker and one row of the report.
 
     ``hint`` names the system call and the pattern that fixes the usual cause;
-    a family cannot be declared without one.
+    a family cannot be declared without one. ``measures``: the figures of a
+    measurement family that thresholds may judge (harness.thresholds); a
+    family with measures is a measurement family, its figures level INFO
+    unless the user gives a threshold.
     """
 
     name: str
     behaviour: str
     hint: str
+    measures: tuple[Measure, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.behaviour.strip() or not self.hint.strip():
             raise ValueError(f"family {self.name!r} needs a behaviour and a fix hint")
+
+    def measure(self, name: str) -> Measure:
+        found = next((m for m in self.measures if m.name == name), None)
+        if found is None:
+            raise KeyError(f"family {self.name!r} declares no measure {name!r}")
+        return found
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,9 @@ class ScenarioSpec:
     needs_process_control: bool = False
     kind: str = "server"            # "server": judges servers; "client": judges clients
     time_limit: float = DEFAULT_TIME_LIMIT
+    # The level of the scenario's checks that name none (MUST or SHOULD), and why.
+    level: str = MUST
+    reason: str = ""
 
     def applies_to(self, profile: str) -> bool:
         return profile in self.profiles
@@ -69,6 +84,8 @@ def scenario(
     not_on: dict[str, str] | None = None,
     needs_process_control: bool | None = None,
     time_limit: float = DEFAULT_TIME_LIMIT,
+    level: str = MUST,
+    reason: str = "",
 ) -> Callable[[Callable], Callable]:
     """Declare a scenario.
 
@@ -79,7 +96,12 @@ def scenario(
     the server's process (default: same as ``fresh_server``); it is skipped for
     a server that is already running (``--connect``).
     ``time_limit``: seconds after which the whole scenario is stopped.
+    ``level``: MUST or SHOULD, the level of every check that names none
+    (``expect(..., level=SHOULD)`` names its own); ``reason``: one line saying why,
+    against the RFCs or common practice.
     """
+    if level not in LEVELS[:2]:
+        raise ValueError(f"scenario level must be {MUST} or {SHOULD}, got {level!r}")
 
     def declare(func: Callable) -> Callable:
         name = func.__name__
@@ -103,6 +125,8 @@ def scenario(
             needs_process_control=fresh_server if needs_process_control is None
             else needs_process_control,
             time_limit=time_limit,
+            level=level,
+            reason=reason,
         )
         return func
 
@@ -119,6 +143,8 @@ def client_scenario(
     transports: tuple[str, ...] = TRANSPORTS,
     not_on: dict[str, str] | None = None,
     time_limit: float = DEFAULT_TIME_LIMIT,
+    level: str = MUST,
+    reason: str = "",
 ) -> Callable[[Callable], Callable]:
     """Declare a client scenario: it takes the ``client`` fixture and plays the server.
 
@@ -130,7 +156,7 @@ def client_scenario(
 
     def declare(func: Callable) -> Callable:
         scenario(family, profiles=profiles, transports=transports, not_on=not_on,
-                 time_limit=time_limit)(func)
+                 time_limit=time_limit, level=level, reason=reason)(func)
         func.__sockspec__ = dataclasses.replace(func.__sockspec__, kind="client")
         return func
 
@@ -159,3 +185,9 @@ def load_catalogue() -> list[ScenarioSpec]:
 
 def families(specs: list[ScenarioSpec]) -> dict[str, Family]:
     return {s.family.name: s.family for s in specs}
+
+
+def catalogue_measures(specs: list[ScenarioSpec]) -> dict[str, Measure]:
+    """Every figure a threshold may judge, by its name ``<family>.<figure>``."""
+    return {f"{family.name}.{measure.name}": measure
+            for family in families(specs).values() for measure in family.measures}

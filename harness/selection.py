@@ -7,6 +7,7 @@ refuse the same options with the same one-line messages.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -17,8 +18,8 @@ from harness.client_targets import (
     builtin_client_targets,
     load_target_file,
 )
-from harness.errors import UsageError
-from harness.scenario import DEFAULT_TIME_LIMIT, ScenarioSpec
+from harness.errors import TargetConfigError, UsageError
+from harness.scenario import DEFAULT_TIME_LIMIT, ScenarioSpec, catalogue_measures
 from harness.targets import (
     TRANSPORTS,
     Target,
@@ -26,6 +27,7 @@ from harness.targets import (
     builtin_targets,
     connect_target,
 )
+from harness.thresholds import Threshold, parse_cli_thresholds, resolve_names
 
 # A server not accepting after this long could not finish a scenario anyway (the
 # default time limit of a whole scenario).
@@ -80,6 +82,9 @@ class Selection:
     clients: list[ClientTarget] = field(default_factory=list)  # clients under test
     # Warnings about the targets file (unknown keys): the caller prints them once.
     warnings: tuple[str, ...] = ()
+    # --threshold: the user's thresholds for every server of the run (they replace a
+    # target's own for the same metric, which replace the defaults).
+    thresholds: tuple[Threshold, ...] = ()
 
 
 def build_selection(
@@ -96,6 +101,7 @@ def build_selection(
     root: str | None = None,
     allow_remote: bool = False,
     client_cmd: str | None = None,
+    thresholds: list[str] | tuple[str, ...] = (),
 ) -> Selection:
     """Resolve options to servers and clients; the references when nothing is named.
 
@@ -113,9 +119,13 @@ def build_selection(
         raise UsageError("--profile only applies to --server-cmd, --client-cmd or --connect")
     if root and not connect:
         raise UsageError("--root only applies to --connect")
+    measures = catalogue_measures(catalogue)
+    cli_thresholds = resolve_names(parse_cli_thresholds(thresholds), measures, UsageError)
     from_file = load_target_file(targets_file, allow_remote=allow_remote) if targets_file \
         else None
-    file_servers = from_file.servers if from_file else []
+    file_servers = [dataclasses.replace(t, thresholds=resolve_names(
+        t.thresholds, measures, TargetConfigError)) for t in (from_file.servers if from_file
+                                                              else [])]
     file_clients = from_file.clients if from_file else []
     adhoc = [adhoc_target(server_cmd, profile, cwd)] if server_cmd else []
     if connect:
@@ -158,4 +168,5 @@ def build_selection(
         scenarios=frozenset(scenarios),
         clients=clients,
         warnings=from_file.warnings if from_file else (),
+        thresholds=cli_thresholds,
     )

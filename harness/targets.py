@@ -11,6 +11,7 @@ the key. The same file may declare clients under test as
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import shlex
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import AddressError, TargetConfigError, UsageError
+from harness.thresholds import Threshold, parse_threshold_table
 from harness.transport import Address, parse_address
 
 PROFILES = ("echo", "http")
@@ -32,7 +34,7 @@ NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 
 # The keys the targets file knows; any other is ignored with a warning.
 TOP_LEVEL_KEYS = ("server", "client")
-SERVER_KEYS = ("name", "profile", "tcp", "unix", "ipv6", "connect", "root")
+SERVER_KEYS = ("name", "profile", "tcp", "unix", "ipv6", "connect", "root", "thresholds")
 
 
 class UnknownKeys:
@@ -118,6 +120,9 @@ class Target(ArgvTemplates):
     source: str
     connect: Address | None = None   # a server already running: never started or stopped
     root: str | None = None          # its document root (http), which the harness fills
+    # The user's thresholds for this server's measurement figures ([server.thresholds]);
+    # names are checked against the catalogue by harness.selection.
+    thresholds: tuple[Threshold, ...] = ()
 
     kind = "server"
 
@@ -270,8 +275,11 @@ def _parse_server_table(
     name = check_name(table, where)
     where = f"{where} ({name!r})"
     profile = check_profile(table, where)
+    thresholds = (parse_threshold_table(table["thresholds"], where) if "thresholds" in table
+                  else ())
     if "connect" in table:
-        return _parse_connect_table(table, where, cwd, source, name, profile, allow_remote)
+        target = _parse_connect_table(table, where, cwd, source, name, profile, allow_remote)
+        return dataclasses.replace(target, thresholds=thresholds)
     argvs = {key: parse_argv(table, key, where) for key in ("tcp", "unix")}
     if argvs["tcp"] is None and argvs["unix"] is None:
         raise TargetConfigError(
@@ -280,7 +288,8 @@ def _parse_server_table(
     ipv6 = table.get("ipv6", False)
     if not isinstance(ipv6, bool):
         raise TargetConfigError(f"{where}: key 'ipv6' must be true or false, got {ipv6!r}")
-    target = Target(name, profile, argvs["tcp"], argvs["unix"], ipv6, cwd, source)
+    target = Target(name, profile, argvs["tcp"], argvs["unix"], ipv6, cwd, source,
+                    thresholds=thresholds)
     problem = _template_problem(target)
     if problem:
         raise TargetConfigError(f"{where}: {problem}")

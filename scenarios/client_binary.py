@@ -7,6 +7,7 @@ line ends) reports something else than it received.
 from harness.adversary.payloads import every_byte_value
 from harness.client_verdict import ExpectedOutput, expect_success
 from harness.scenario import Family, client_scenario
+from harness.verdict import MUST
 
 CLIENT_BINARY = Family(
     name="client-binary",
@@ -18,7 +19,9 @@ CLIENT_BINARY = Family(
 REPEATS = 16  # 16 x 768 bytes = 12 KiB, starting with NUL
 
 
-@client_scenario(CLIENT_BINARY)
+@client_scenario(CLIENT_BINARY,
+          level=MUST,
+          reason="RFC 9293 3.1 and RFC 9110 8: data is octets, NUL included")
 def test_client_every_byte_value(client):
     """12 KiB holding every byte value 0-255 in three orders, starting with NUL, come back exact.
 

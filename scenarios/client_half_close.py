@@ -10,7 +10,7 @@ from harness.adversary import Ending
 from harness.adversary.payloads import printable_bytes
 from harness.client_verdict import ExpectedOutput, expect_finished_by, expect_success
 from harness.scenario import Family, client_scenario
-from harness.verdict import expect
+from harness.verdict import MUST, expect
 
 CLIENT_HALF_CLOSE = Family(
     name="client-half-close",
@@ -27,7 +27,10 @@ PROMPT_SHARE = 0.5
 PROMPT_FLOOR_S = 1.0
 
 
-@client_scenario(CLIENT_HALF_CLOSE)
+@client_scenario(CLIENT_HALF_CLOSE,
+          level=MUST,
+          reason="RFC 9293 3.6: the server's FIN ends its data; the client takes EOF as "
+          "the end at once")
 def test_client_server_half_closes_first(client):
     """The reply ends with the server's shutdown(SHUT_WR) while it keeps reading; the client finishes.
 

@@ -9,6 +9,7 @@ from harness.adversary import Ending
 from harness.adversary.payloads import printable_bytes
 from harness.client_verdict import expect_failure_reported
 from harness.scenario import Family, client_scenario
+from harness.verdict import MUST
 
 CLIENT_NO_ANSWER = Family(
     name="client-no-answer",
@@ -25,7 +26,10 @@ def no_answer_limit(timeout_s: float) -> float:
     return timeout_s + max(3.0, 0.5 * timeout_s)
 
 
-@client_scenario(CLIENT_NO_ANSWER)
+@client_scenario(CLIENT_NO_ANSWER,
+          level=MUST,
+          reason="the client's stated timeout_s is its contract: a silent server makes it "
+          "fail within it, not hang")
 def test_client_server_never_answers(client):
     """The server reads the request and never answers; the client fails within its stated limit.
 

@@ -15,7 +15,8 @@ import pytest
 from harness.drivers.load import echo_then_close, get_then_close, run_in_sequence
 from harness.process import describe_exit
 from harness.scenario import Family, scenario
-from harness.verdict import expect, fail
+from harness.thresholds import Measure
+from harness.verdict import MUST, expect, fail
 
 SUSTAINED_LOAD = Family(
     name="sustained-load",
@@ -23,6 +24,9 @@ SUSTAINED_LOAD = Family(
     hint="nothing may accumulate per connection: close every socket, let every thread end "
     "(or reuse a bounded pool), free every buffer; a crash after N clients is usually a "
     "leak, a fixed-size table, or a counter that overflows",
+    # A figure (INFO) with no default: reported, judged only against the user's
+    # threshold (--threshold sustained-load.conn_per_s>=500), whose miss is a failure.
+    measures=(Measure("conn_per_s", "conn_per_s", "higher", "conn/s"),),
 )
 
 CONNECTIONS = 1100
@@ -42,7 +46,8 @@ def _expect_all_served(server, metrics, one_connection, exchange: str) -> None:
     if run.stopped_early:
         # Not a verdict on this family: the server is alive and serving, only slowly.
         pytest.skip(f"too slow to judge sustained load: {run.stopped_early}")
-    metrics.record("conn_per_s", run.per_second)
+    metrics.judge("conn_per_s", run.per_second, connections=CONNECTIONS,
+                  elapsed_s=f"{run.elapsed_s:.2f}", exchange=exchange)
     status = server.process.exit_status()
     state = "running" if status is None else describe_exit(status)
     if run.failure:
@@ -53,7 +58,9 @@ def _expect_all_served(server, metrics, one_connection, exchange: str) -> None:
            exchange=exchange, server_process=state)
 
 
-@scenario(SUSTAINED_LOAD, profiles=("echo",), fresh_server=True)
+@scenario(SUSTAINED_LOAD, profiles=("echo",), fresh_server=True, level=MUST,
+          reason="MUST: a server that stops serving after N clients has a leak or an "
+          "overflow, a defect; the rate is a figure: INFO, no default threshold")
 def test_sustained_load_echo(server, metrics):
     """1100 sequential connections, one short echo each, are all served.
 
@@ -61,13 +68,16 @@ def test_sustained_load_echo(server, metrics):
     the echo, close().
     Verdict: every echo comes back whole and the process is alive afterwards;
     conn_per_s is recorded.
+    Avoids: half-close (close() only after each echo came back) and judging the rate.
     """
     one = partial(echo_then_close, server.address, PAYLOAD, CONNECT_TIMEOUT)
     _expect_all_served(server, metrics, lambda index: one(),
                        f"connect, {len(PAYLOAD)}-byte echo, close()")
 
 
-@scenario(SUSTAINED_LOAD, profiles=("http",), fresh_server=True)
+@scenario(SUSTAINED_LOAD, profiles=("http",), fresh_server=True, level=MUST,
+          reason="MUST: a server that stops serving after N clients has a leak or an "
+          "overflow, a defect; the rate is a figure: INFO, no default threshold")
 def test_sustained_load_http(server, metrics):
     """1100 sequential connections, one small GET each, are all served.
 
@@ -75,6 +85,7 @@ def test_sustained_load_http(server, metrics):
     to EOF.
     Verdict: every response is 200 with the whole file and the process is
     alive afterwards; conn_per_s is recorded.
+    Avoids: half-close (no FIN before each response is in) and judging the rate.
     """
     server.put_file(SMALL_FILE, SMALL_BODY)
     one = partial(get_then_close, server.address, f"/{SMALL_FILE}", SMALL_BODY, CONNECT_TIMEOUT)

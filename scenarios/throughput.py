@@ -10,13 +10,17 @@ from harness.measure.throughput import (
     write_pattern_file,
 )
 from harness.scenario import Family, scenario
-from harness.verdict import expect
+from harness.thresholds import Measure
+from harness.verdict import MUST, expect
 
 THROUGHPUT = Family(
     name="throughput",
     behaviour="a large transfer through the server arrives whole and unchanged",
     hint="a transfer cut short or altered: loop send()/sendfile() until every byte is "
     "written, never cap bytes per connection, and keep reading while writing back",
+    # A figure (INFO) with no default: reported, judged only against the user's
+    # threshold (--threshold throughput.gbps>=10), whose miss is a failure.
+    measures=(Measure("gbps", "throughput_gbps", "higher", "Gbit/s"),),
 )
 
 # Bound on each wait for progress; a stall this long fails the transfer.
@@ -26,10 +30,12 @@ TRANSFER_DEADLINE = 60.0
 
 
 def _record(metrics, result) -> None:
-    metrics.record("throughput_gbps", result.gbit_per_s)
+    metrics.judge("gbps", result.gbit_per_s)
 
 
-@scenario(THROUGHPUT, profiles=("echo",))
+@scenario(THROUGHPUT, profiles=("echo",), level=MUST,
+          reason="MUST: every byte comes back unchanged (RFC 862, RFC 9293 reliable "
+          "stream); the rate is a figure: INFO, no default threshold")
 def test_echo_throughput(server, metrics):
     """64 MiB sent through the echo come back whole, with the same xxh3 digest.
 
@@ -38,6 +44,8 @@ def test_echo_throughput(server, metrics):
     hashes it; exactly that many bytes are read, with no half-close.
     Verdict: every byte came back, digests equal, no send error; throughput_gbps
     (Gbit/s of payload) is recorded.
+    Avoids: half-close (no FIN: exactly the bytes sent are read back) and judging how the
+    stream ends.
     """
     sizes = MeasureSizes.from_environment()
     request = ThroughputRequest(total_bytes=sizes.throughput_bytes,
@@ -51,7 +59,9 @@ def test_echo_throughput(server, metrics):
            last_bytes_received=result.last_bytes[-16:].hex(" ") or "(none)")
 
 
-@scenario(THROUGHPUT, profiles=("http",))
+@scenario(THROUGHPUT, profiles=("http",), level=MUST,
+          reason="MUST: the body is Content-Length bytes, the file's own (RFC 9112 6.3); "
+          "the rate is a figure: INFO, no default threshold")
 def test_http_download_throughput(server, metrics):
     """A 64 MiB file downloads whole, with the file's xxh3 digest.
 
@@ -59,6 +69,7 @@ def test_http_download_throughput(server, metrics):
     pseudo-random, a multiple of 4 KiB) over HTTP/1.0; the body is hashed as it
     streams; reading stops at Content-Length.
     Verdict: status 200, every byte, the right digest; throughput_gbps recorded.
+    Avoids: half-close and judging how the stream ends (reading stops at Content-Length).
     """
     sizes = MeasureSizes.from_environment()
     server.root.mkdir(parents=True, exist_ok=True)

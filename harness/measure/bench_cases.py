@@ -27,6 +27,7 @@ from harness.measure.native_loop import resolve_engine
 from harness.measure.sockets import pinned
 from harness.measure.throughput import write_pattern_file
 from harness.process import tcp_port_listened
+from harness.reference.http_fetch import build_get_request, host_header
 from harness.transport import TcpAddress
 
 PIN_CPU = 1
@@ -242,7 +243,8 @@ def sendfile_throughput(ctx: BenchContext) -> Comparison:
 
     def reference_gbs() -> float:
         with pinned((PIN_CPU,)):
-            got, seconds = receive_all(py_address, b"GET /bench.bin HTTP/1.0\r\n\r\n")
+            got, seconds = receive_all(
+                py_address, build_get_request("/bench.bin", host=host_header(py_address)))
         if got != FILE_BYTES:
             raise baselines.BenchError(f"reference http sent {got} of {FILE_BYTES} bytes")
         return got / seconds / 1e9
