@@ -34,7 +34,7 @@ _export("sockspec.catalogue", "Family", "Chart", "ScenarioSpec", "scenario", "cl
         "DEFAULT_TIME_LIMIT", "Metrics")
 # Verdicts
 _export("sockspec.verdict", "ScenarioFailed", "expect", "fail", "expect_same_bytes",
-        "first_difference", "excerpt")
+        "first_difference", "excerpt", "MUST", "SHOULD", "INFO")
 _export("sockspec.verdict.client", "ExpectedOutput", "expect_success", "expect_failure_reported",
         "expect_finished_by", "expect_message_on_failure")
 # Errors a scenario raises or catches
@@ -53,15 +53,19 @@ _export("sockspec.drivers.http", "counting_bytes", "read_response_start", "send_
 _export("sockspec.drivers.load", "Probe", "close_without_sending", "connect_burst",
         "echo_then_close", "echo_then_reset", "fill_until_blocked", "get_then_close",
         "probe_service", "reset_mid_request", "run_in_sequence", "settle_count",
-        "tcp_states_on_port")
+        "tcp_states_on_port", "unfinished_get_request")
 _export("sockspec.drivers.streams", "LatencySummary", "PacedSink", "echo_many_at_once",
         "limit_receive_buffer", "parse_small_response", "printable_payload", "read_in_bursts",
         "send_in_pieces", "send_with_fin", "start_stalled_download")
 _export("sockspec.drivers.wire", "wire_session")
 _export("sockspec.drivers.owed", "leave_while_echo_owed")
+_export("sockspec.drivers.closing", "connect_with_receive_buffer", "held_server",
+        "wait_until_echo_written")
+_export("sockspec.drivers.resources", "close_all", "cpu_seconds", "lower_fd_limit", "open_idle",
+        "tcp_states_of_server")
 # The reference client's helpers
 _export("sockspec.reference.client", "echo_roundtrip", "fetch", "build_get_request",
-        "ping_pong")
+        "host_header", "ping_pong")
 _export("sockspec.reference.client_streams", "BackgroundSender")
 _export("sockspec.reference.stream_digest", "bytes_digest")
 # Playing the server for client scenarios
@@ -71,6 +75,8 @@ _export("sockspec.adversary.payloads", "every_byte_value", "printable_bytes")
 _export("sockspec.measure.settings", "Size", "check_ping_pong_sizes", "check_connection_count",
         "check_server_fd_room", "process_fd_soft_limit")
 _export("sockspec.measure.plan", "ImpossibleLoad")
+# Figures a measurement family declares for thresholds (Family(measures=...))
+_export("sockspec.thresholds", "Measure")
 _export("sockspec.measure.concurrent", "hold_concurrent")
 _export("sockspec.measure.connrate", "ConnRateRequest", "run_connection_rate")
 _export("sockspec.measure.histogram", "NS_PER_MS")

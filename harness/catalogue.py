@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sockspec.targets import PROFILES, TRANSPORTS
+from sockspec.thresholds import Figures, Measure
+from sockspec.verdict import LEVELS, MUST, SHOULD
 
 CATALOGUE_PACKAGE = "sockspec.scenarios"
 # A safety net (pytest-timeout) over a scenario's own bounded waits: a scenario
@@ -63,7 +65,10 @@ class Family:
     ``sizes``: the measurement sizes (sockspec.measure.settings.Size) its scenarios read
     from SOCKSPEC_* variables, parsed before a ``sockspec run`` starts, and
     ``check_sizes``: a function of their values (by name) that refuses what this host
-    cannot do (raises ImpossibleLoad).
+    cannot do (raises ImpossibleLoad);
+    ``measures``: the figures of a measurement family that thresholds may judge
+    (sockspec.thresholds); a family with measures is a measurement family, its figures
+    level INFO unless the user gives a threshold.
     """
 
     name: str
@@ -74,6 +79,7 @@ class Family:
     charts: tuple[Chart, ...] = ()
     sizes: tuple = ()
     check_sizes: Callable[[dict], None] | None = None
+    measures: tuple[Measure, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.behaviour.strip() or not self.hint.strip():
@@ -82,6 +88,12 @@ class Family:
             raise ValueError(f"family {self.name!r}: capture must be one of {CAPTURE_POLICIES}")
         if self.cites not in CITED_FACTS:
             raise ValueError(f"family {self.name!r}: cites must be one of {CITED_FACTS}")
+
+    def measure(self, name: str) -> Measure:
+        found = next((m for m in self.measures if m.name == name), None)
+        if found is None:
+            raise KeyError(f"family {self.name!r} declares no measure {name!r}")
+        return found
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,9 @@ class ScenarioSpec:
     needs_process_control: bool = False
     kind: str = "server"            # "server": judges servers; "client": judges clients
     time_limit: float = DEFAULT_TIME_LIMIT
+    # The level of the scenario's checks that name none (MUST or SHOULD), and why.
+    level: str = MUST
+    reason: str = ""
 
     def applies_to(self, profile: str) -> bool:
         return profile in self.profiles
@@ -117,6 +132,8 @@ def scenario(
     not_on: dict[str, str] | None = None,
     needs_process_control: bool | None = None,
     time_limit: float = DEFAULT_TIME_LIMIT,
+    level: str = MUST,
+    reason: str = "",
 ) -> Callable[[Callable], Callable]:
     """Declare a scenario.
 
@@ -127,7 +144,12 @@ def scenario(
     the server's process (default: same as ``fresh_server``); it is skipped for
     a server that is already running (``--connect``).
     ``time_limit``: seconds after which the whole scenario is stopped.
+    ``level``: MUST or SHOULD, the level of every check that names none
+    (``expect(..., level=SHOULD)`` names its own); ``reason``: one line saying why,
+    against the RFCs or common practice.
     """
+    if level not in LEVELS[:2]:
+        raise ValueError(f"scenario level must be {MUST} or {SHOULD}, got {level!r}")
 
     def declare(func: Callable) -> Callable:
         name = func.__name__
@@ -152,6 +174,8 @@ def scenario(
             needs_process_control=fresh_server if needs_process_control is None
             else needs_process_control,
             time_limit=time_limit,
+            level=level,
+            reason=reason,
         )
         return func
 
@@ -168,6 +192,8 @@ def client_scenario(
     transports: tuple[str, ...] = TRANSPORTS,
     not_on: dict[str, str] | None = None,
     time_limit: float = DEFAULT_TIME_LIMIT,
+    level: str = MUST,
+    reason: str = "",
 ) -> Callable[[Callable], Callable]:
     """Declare a client scenario: it takes the ``client`` fixture and plays the server.
 
@@ -179,19 +205,18 @@ def client_scenario(
 
     def declare(func: Callable) -> Callable:
         scenario(family, profiles=profiles, transports=transports, not_on=not_on,
-                 time_limit=time_limit)(func)
+                 time_limit=time_limit, level=level, reason=reason)(func)
         func.__sockspec__ = dataclasses.replace(func.__sockspec__, kind="client")
         return func
 
     return declare
 
 
-class Metrics(dict):
+class Metrics(Figures):
     """Numbers a scenario measured (the ``metrics`` fixture); they land in the results JSON
-    ``metrics``: ``metrics.record("p50_ms", 0.12)``."""
-
-    def record(self, name: str, value: float) -> None:
-        self[name] = round(float(value), 9)
+    ``metrics``: ``metrics.record("p50_ms", 0.12)``. ``metrics.judge("p50_ms", value)``
+    also judges a figure of a measurement family against its threshold
+    (sockspec.thresholds.Figures)."""
 
 
 def spec_of(func: object) -> ScenarioSpec | None:
@@ -277,3 +302,9 @@ def check_unique_ids(specs: list[ScenarioSpec]) -> list[ScenarioSpec]:
 
 def families(specs: list[ScenarioSpec]) -> dict[str, Family]:
     return {s.family.name: s.family for s in specs}
+
+
+def catalogue_measures(specs: list[ScenarioSpec]) -> dict[str, Measure]:
+    """Every figure a threshold may judge, by its name ``<family>.<figure>``."""
+    return {f"{family.name}.{measure.name}": measure
+            for family in families(specs).values() for measure in family.measures}

@@ -5,7 +5,8 @@ input gets one line and exit 2, never a traceback), makes the run's selection
 once, and hands the scenarios (the built-in catalogue, or the user's test
 modules given as PATH arguments) to pytest, whose sockspec plugin takes the
 selection from it. Its options come from the plugin's table
-(sockspec.plugin.options). Exit 0 when everything passed, 1 when something
+(sockspec.plugin.options). Exit 0 when everything passed (warnings included: a
+SHOULD, or a default threshold, missed), 1 when something
 failed or could not run, 2 on a usage error.
 """
 
@@ -87,6 +88,10 @@ def build_parser() -> ArgumentParser:
     listing.add_argument("--family", help="only this family")
     listing.add_argument("--kind", choices=["server", "client"],
                          help="only the scenarios judging servers, or only those judging clients")
+    listing.add_argument("--levels", action="store_true",
+                         help="each scenario's level (MUST or SHOULD) and why")
+    listing.add_argument("--thresholds", action="store_true",
+                         help="the measurement figures thresholds may judge, with defaults")
 
     targets = commands.add_parser("targets", help="validate and list a targets file")
     targets.add_argument("file")
@@ -127,6 +132,7 @@ def command_run(args: argparse.Namespace) -> int:
         server_cmd=args.server_cmd, profile=args.profile, scenarios=selectors,
         cwd=os.getcwd(), connect=args.connect, root=args.root,
         allow_remote=args.allow_remote, client_cmd=args.client_cmd,
+        thresholds=args.threshold, catalogue=specs,
     )
     if not selection.targets and not selection.clients:
         raise UsageError("no target selected")
@@ -142,6 +148,12 @@ def command_run(args: argparse.Namespace) -> int:
     pytest_args += options.pytest_args(args)
     if args.junitxml:
         pytest_args += ["--junitxml", os.path.abspath(args.junitxml)]
+    if args.isolate:
+        from sockspec.isolate import unavailable_reason
+
+        reason = unavailable_reason()  # not root, no `ip`: one line, exit 2
+        if reason:
+            raise UsageError(reason)
     if args.capture or args.no_capture:
         pytest_args += ["--sockspec-capture", "all" if args.capture else "off"]
     for selector in selectors:
@@ -188,12 +200,34 @@ def command_list(args: argparse.Namespace) -> int:
             raise UsageError(f"no family named {args.family!r}")
     if not specs:
         raise UsageError("no scenario found")
+    if args.thresholds:
+        return list_thresholds(specs)
     width = max(len(s.id) for s in specs)
     fam_width = max(len(s.family.name) for s in specs)
+    if args.levels:
+        for spec in specs:
+            print(f"{spec.id:<{width}}  {spec.family.name:<{fam_width}}  {spec.level:<6}  "
+                  f"{spec.reason}")
+        return 0
     for spec in specs:
         profiles = ",".join(spec.profiles)
         print(f"{spec.id:<{width}}  {spec.family.name:<{fam_width}}  {profiles:<9}  "
               f"{spec.description}")
+    return 0
+
+
+def list_thresholds(specs) -> int:
+    """One line per measurement figure: its name, unit, default threshold, results key."""
+    from sockspec.catalogue import catalogue_measures
+    from sockspec.thresholds import describe_default
+
+    measures = catalogue_measures(specs)
+    if not measures:
+        raise UsageError("no measurement family among the chosen scenarios")
+    width = max(len(name) for name in measures)
+    for name, measure in sorted(measures.items()):
+        print(f"{name:<{width}}  {measure.unit:<6}  default {describe_default(measure):<20}  "
+              f"metrics key {measure.metric}" + (f"  ({measure.note})" if measure.note else ""))
     return 0
 
 
@@ -203,11 +237,20 @@ def print_warnings(warnings) -> None:
 
 
 def command_targets(args: argparse.Namespace) -> int:
+    from sockspec.catalogue import catalogue_measures, load_catalogue
+    from sockspec.errors import TargetConfigError
+    from sockspec.thresholds import resolve_names
+
     declared = load_target_file(args.file)
     print_warnings(declared.warnings)
-    for target in declared.servers:
+    measures = catalogue_measures(load_catalogue())
+    thresholds = [resolve_names(t.thresholds, measures, TargetConfigError)
+                  for t in declared.servers]  # every name checked before anything is listed
+    for target, own in zip(declared.servers, thresholds, strict=True):
         transports = ",".join(target.transports())
         print(f"{target.name}  profile={target.profile}  transports={transports}")
+        for threshold in own:
+            print(f"  threshold: {threshold.expression()}")
         for label, argv in (("tcp", target.tcp), ("unix", target.unix)):
             if argv:
                 print(f"  {label}: {' '.join(argv)}")

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 # How bad an outcome is: a move up this scale is a regression.
-OUTCOME_RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
+OUTCOME_RANK = {"passed": 0, "skipped": 1, "warning": 2, "failed": 3, "error": 4}
 BROKEN = ("failed", "error")
 
 # Which way is good for the metrics whose names the harness fixes.
@@ -35,7 +35,7 @@ class Flip:
 
     @property
     def kind(self) -> str:
-        if self.new in BROKEN and OUTCOME_RANK.get(self.new, 3) > OUTCOME_RANK.get(self.old, 3):
+        if self.new in BROKEN and OUTCOME_RANK.get(self.new, 4) > OUTCOME_RANK.get(self.old, 4):
             return "regression"
         if self.old in BROKEN and self.new == "passed":
             return "fix"

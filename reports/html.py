@@ -33,9 +33,11 @@ from sockspec.reports.view import (
     not_run_records,
     plural,
     results_by_outcome,
+    root_causes,
     run_metadata_rows,
     run_verdict,
     sysctl_rows,
+    warning_items,
 )
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -117,6 +119,8 @@ def render_html(document: dict, baseline: dict | None = None, bench: dict | None
         "not_run": not_run_records(document),
         "matrices": build_matrices(items, targets),
         "failure_groups": groups,
+        "causes": root_causes(document, items),
+        "warnings": warning_items(items),
         "failures_open": broken_count <= OPEN_FAILURES_LIMIT,
         "results_groups": results_by_outcome(items),
         "measurements": family_measurements(items, document.get("families")),

@@ -22,12 +22,15 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sockspec.reports.causes import causes_document
 from sockspec.reports.outputs import write_output
 
 SCHEMA = "sockspec.results/1"
 # "interrupted" was added to schema 1 compatibly: an item that was running when a
 # signal (SIGINT, SIGTERM, SIGHUP) stopped the run. It is never a pass.
-OUTCOMES = ("passed", "failed", "error", "skipped", "interrupted")
+# "warning" was added the same way: a SHOULD check (or a default threshold of a
+# measurement) missed; the run still exits 0 (a failure under --strict for SHOULD).
+OUTCOMES = ("passed", "failed", "error", "skipped", "interrupted", "warning")
 # run.status: every selected item finished; a signal stopped the run; or items
 # were left unfinished or never ran for another reason (a crashed worker, -x).
 RUN_STATES = ("complete", "interrupted", "incomplete")
@@ -71,6 +74,16 @@ class ItemResult:
     pcap: str = ""             # capture file, relative to the results file's directory
     packet_summary: str = ""   # who sent FIN/RST, retransmissions, zero windows, gaps
     kind: str = "server"       # what was judged: a "server" or a "client" under test
+    # The level of the check that failed or warned; of the scenario when none did:
+    # "MUST", "SHOULD" or "INFO" (a default threshold). "" when the item never ran.
+    level: str = ""
+    # The thresholds applied to a measurement's figures: metric, op, limit, observed,
+    # unit, met, whose ("default" or "user"), source, level.
+    thresholds: list[dict] = field(default_factory=list)
+    # Structured facts of a broken item (harness/cause_facts.py: stream_end, status,
+    # no_answer, short_path, ...) and the id of its root cause in "causes" ("" if none).
+    facts: dict[str, object] = field(default_factory=dict)
+    cause: str = ""
 
     def phase_record(self) -> dict:
         """This record as one pytest phase sends it to the controller (JSON-safe)."""
@@ -84,6 +97,8 @@ STATIC_FIELDS = ("target", "profile", "transport", "scenario", "family", "descri
 # A phase record may also say (both optional, both added by the harness plugin):
 #   "harness_error": true   -- the failure is the harness's own trouble: "error", no hint
 #   "interrupted": "SIGTERM" -- a signal arrived while this item ran
+#   "warning": true          -- the call phase "passed" for pytest, with a SHOULD (or a
+#                               default threshold) missed: the item is a "warning"
 
 
 @dataclass
@@ -97,6 +112,7 @@ class _Progress:
     interrupted: str = ""                                   # the signal's name
     crash: str = ""                                         # what killed its worker
     crash_outcome: str = "error"
+    warning: bool = False                                   # its call phase warned
 
 
 class ResultCollector:
@@ -139,9 +155,12 @@ class ResultCollector:
             self.families.setdefault(item.family, {})["charts"] = record["family_charts"]
         item.duration_s = round(item.duration_s + duration, 6)
         item.metrics.update(record.get("metrics") or {})
-        for key in ("pcap", "packet_summary"):
+        item.facts.update(record.get("facts") or {})
+        for key in ("pcap", "packet_summary", "kind", "level", "thresholds"):
             if record.get(key):
                 setattr(item, key, record[key])
+        if record.get("warning") and when == "call":
+            progress.warning = True
         if "evidence" not in record:  # a record of extra facts only, not of a phase
             return
         if progress.phases.get(when) != "failed":  # extra facts never undo a failure
@@ -181,7 +200,7 @@ def _phase_outcome(when: str, outcome: str, harness_error: bool) -> str | None:
 
 
 def _rank(outcome: str) -> int:
-    return {"passed": 0, "skipped": 1, "failed": 2, "error": 3}[outcome]
+    return {"passed": 0, "skipped": 1, "warning": 2, "failed": 3, "error": 4}[outcome]
 
 
 def _settled(progress: _Progress) -> str | None:
@@ -196,11 +215,14 @@ def _settled(progress: _Progress) -> str | None:
         return None  # a passed setup alone, or no report: it never reached its end
     if "call" not in progress.phases and "error" not in found and "skipped" not in found:
         return None
+    if progress.warning and progress.phases.get("call") == "passed":
+        found.append("warning")  # a passed call that missed a SHOULD: worse than passed
     return max(found, key=_rank)
 
 
 def _resolve(progress: _Progress, interrupted_by: str | None) -> ItemResult:
-    item = dataclasses.replace(progress.item, metrics=dict(progress.item.metrics))
+    item = dataclasses.replace(progress.item, metrics=dict(progress.item.metrics),
+                               facts=dict(progress.item.facts))
     settled = _settled(progress)
     note = ""
     if settled is None:
@@ -282,14 +304,20 @@ def build_document(run: dict, items: list[ItemResult], targets: list[dict],
                                                    str(r.get("transport", "")),
                                                    str(r.get("nodeid", ""))))
     run = dict(run, status=run_status(ordered, not_run, signal, unfinished), signal=signal)
+    results = [asdict(item) for item in ordered]
+    # Failures across families that share one cause, grouped (reports/causes.py).
+    causes, cause_of = causes_document(results)
+    for record in results:
+        record["cause"] = cause_of.get(record["nodeid"], "")
     document = {
         "schema": SCHEMA,
         "run": run,
         "summary": summarize(ordered),
         "targets": targets,
         "per_target": per_target_totals(ordered),
-        "results": [asdict(item) for item in ordered],
+        "results": results,
         "not_run": not_run,
+        "causes": causes,
     }
     if families:
         document["families"] = {name: families[name] for name in sorted(families)}

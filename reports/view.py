@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 from sockspec.reports.results import ItemResult
 
-OUTCOMES = ("failed", "error", "interrupted", "skipped", "passed")
+OUTCOMES = ("failed", "error", "interrupted", "warning", "skipped", "passed")
 BROKEN = ("failed", "error")
 OUTCOME_LABELS = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip",
-                  "interrupted": "STOPPED"}
+                  "interrupted": "STOPPED", "warning": "WARN"}
 TRANSPORT_ORDER = ("tcp", "tcp6", "unix")
 
 # Evidence is kept whole up to this size; beyond it, its head (what was expected
@@ -103,13 +103,20 @@ def normalise_results(document: dict) -> list[Item]:
             pcap=_text(record, "pcap"),
             packet_summary=clip_evidence(_text(record, "packet_summary")),
             kind=_text(record, "kind") or "server",
+            level=_text(record, "level"),
         ))
     return items
 
 
+def warning_items(items: list[Item]) -> list[Item]:
+    """The warnings (a SHOULD check or a default threshold missed), by family and scenario."""
+    return sorted((i for i in items if i.outcome == "warning"),
+                  key=lambda i: (i.family, i.scenario, i.target, i.transport, i.index))
+
+
 def plural(count: int, outcome: str) -> str:
-    """"1 error", "2 errors"; the other outcomes are participles and do not change."""
-    return "errors" if outcome == "error" and count != 1 else outcome
+    """"1 error", "2 errors", "2 warnings"; the other outcomes are participles."""
+    return f"{outcome}s" if outcome in ("error", "warning") and count != 1 else outcome
 
 
 def count_outcomes(items: list[Item]) -> dict[str, int]:
@@ -157,6 +164,10 @@ def run_verdict(items: list[Item], run: dict | None = None,
         return Verdict("incomplete", "INCOMPLETE", detail, failing, ending)
     if counts["failed"] or counts["error"]:
         return Verdict("fail", "FAILED", detail, failing)
+    if counts["warning"]:
+        # Only SHOULD checks or default thresholds missed: the run passed (exit 0).
+        n = counts["warning"]
+        return Verdict("warn", f"PASSED with {n} {plural(n, 'warning')}", detail)
     if counts["passed"]:
         return Verdict("pass", "PASSED", detail)
     return Verdict("empty", "NOTHING RAN" if not items else "ALL SKIPPED", detail)
@@ -175,8 +186,9 @@ class Cell:
 
     @property
     def state(self) -> str:
-        """The colour of the cell: failed, error, interrupted, passed, skipped, in that order."""
-        for outcome in ("failed", "error", "interrupted", "passed", "skipped"):
+        """The colour of the cell: failed, error, interrupted, warning, passed, skipped, in
+        that order."""
+        for outcome in ("failed", "error", "interrupted", "warning", "passed", "skipped"):
             if self.counts.get(outcome):
                 return outcome
         return "none"
@@ -193,6 +205,8 @@ class Cell:
             return " ".join(b for b in bits if b) + f"/{self.total}"
         if self.state == "interrupted":
             return f"\u2016{c['interrupted']}/{self.total}"
+        if self.state == "warning":
+            return f"\u26a0{c['warning']}/{self.total}"
         if self.state == "passed":
             return f"\u2713{c['passed']}" + (f" \u2013{c['skipped']}" if c.get("skipped") else "")
         return f"\u2013{c['skipped']}"
@@ -341,3 +355,60 @@ def sysctl_rows(run: dict) -> list[tuple[str, str]]:
     if not isinstance(sysctls, dict):
         return []
     return [(str(k), "(unreadable)" if v is None else str(v)) for k, v in sysctls.items()]
+
+
+# Items listed under one root cause in the report; the others are counted (each has
+# its entry among the failures anyway).
+CAUSE_ITEMS_LIMIT = 12
+
+
+@dataclass
+class RootCause:
+    """One entry of the results JSON's ``causes`` (reports/causes.py), for display."""
+
+    number: int
+    cause: str
+    title: str
+    detail: str
+    explanation: str
+    target: str
+    transports: list[str]
+    fix_first: str
+    consequences: list[str]
+    items: list[Item]
+
+    @property
+    def shared(self) -> bool:
+        """A cause behind failures of several families (or of a dead server)."""
+        return self.cause != "own"
+
+    @property
+    def items_shown(self) -> list[Item]:
+        """The items listed under it: the first ones; the rest are counted."""
+        return self.items[:CAUSE_ITEMS_LIMIT]
+
+
+def root_causes(document: dict, items: list[Item]) -> list[RootCause]:
+    """The document's ``causes`` (absent in older files: none), each with its items;
+    empty unless one cause is shared by several families: then the section is worth it."""
+    by_nodeid = {item.nodeid: item for item in items if item.nodeid}
+    found = []
+    for entry in document.get("causes") or []:
+        if not isinstance(entry, dict):
+            continue
+        nodeids = [str(n) for n in entry.get("items") or []]
+        consequences = entry.get("consequences")
+        found.append(RootCause(
+            number=len(found) + 1,
+            cause=_text(entry, "cause"),
+            title=_text(entry, "title") or _text(entry, "cause"),
+            detail=_text(entry, "detail"),
+            explanation=_text(entry, "explanation"),
+            target=_text(entry, "target"),
+            transports=[str(t) for t in entry.get("transports") or []],
+            fix_first=_text(entry, "fix_first"),
+            consequences=[str(c) for c in consequences] if isinstance(consequences, list)
+            else [],
+            items=[by_nodeid[n] for n in nodeids if n in by_nodeid],
+        ))
+    return found if any(cause.shared for cause in found) else []

@@ -11,7 +11,7 @@ of clients into one-second stalls.
 
 from sockspec.catalogue import Chart, Family, scenario
 from sockspec.drivers.load import connect_burst, probe_service
-from sockspec.verdict import expect
+from sockspec.verdict import MUST, SHOULD, expect
 
 BACKLOG = Family(
     name="backlog",
@@ -33,7 +33,11 @@ HANDSHAKE_WINDOW_S = 1.5
 PROBE_TIMEOUT = 5.0
 
 
-@scenario(BACKLOG, fresh_server=True, not_on=NOT_ON_UNIX)
+@scenario(BACKLOG, fresh_server=True, not_on=NOT_ON_UNIX,
+          level=SHOULD,
+          reason="listen()'s backlog is a hint (POSIX); a queue that holds a burst of 16 "
+          "(SOMAXCONN) is common practice, a small one costs clients 1 s SYN "
+          "retries, not data")
 def test_backlog_burst_while_paused(server, metrics):
     """16 connects made while the server is stopped all complete their handshake.
 
@@ -42,9 +46,12 @@ def test_backlog_burst_while_paused(server, metrics):
     connects start at once; the group is continued afterwards.
     Verdict: all 16 handshakes complete within 1.5 s; the number that did is
     recorded as accept_queue_depth (a lower bound when all did).
+    Avoids: half-close and any exchange on the burst's connections: only handshakes are
+    counted.
     """
     warm_up = probe_service(server, PROBE_TIMEOUT)
-    expect(warm_up.ok, "the server did not serve a first request", probe=warm_up.detail)
+    expect(warm_up.ok, "the server did not serve a first request", probe=warm_up.detail,
+           level=MUST)  # basic's business: a server that serves nothing fails, not warns
     server.process.pause()
     try:
         burst = connect_burst(server.address, BURST_CONNECTIONS, HANDSHAKE_WINDOW_S)

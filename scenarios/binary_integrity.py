@@ -5,7 +5,7 @@ from sockspec.errors import SockspecError
 from sockspec.reference.client import fetch
 from sockspec.reference.stream_digest import bytes_digest
 from sockspec.transport import connect, read_until_end, send_all
-from sockspec.verdict import expect_same_bytes, fail, first_difference
+from sockspec.verdict import MUST, expect_same_bytes, fail, first_difference
 
 BINARY_INTEGRITY = Family(
     name="binary-integrity",
@@ -28,13 +28,17 @@ def every_byte_value_message() -> bytes:
     return LEAD_IN + EVERY_BYTE_VALUE + EVERY_BYTE_VALUE[::-1] + pairs
 
 
-@scenario(BINARY_INTEGRITY, profiles=("echo",))
+@scenario(BINARY_INTEGRITY, profiles=("echo",),
+          level=MUST,
+          reason="RFC 9293 3.1 and RFC 862: TCP carries octets; every value comes back "
+          "unchanged")
 def test_echo_every_byte_value(server):
     """A message holding all 256 byte values, NULs and CR/LF included, comes back identical.
 
     Trigger: one send of a printable lead-in, then bytes 0-255 up and down and
     each value next to NUL, CR and LF (1809 bytes).
     Verdict: exactly the same bytes come back on the open connection.
+    Avoids: half-close (no FIN before the echo is in) and judging how the stream ends.
     """
     message = every_byte_value_message()
     with connect(server.address, REPLY_TIMEOUT) as sock:
@@ -44,12 +48,16 @@ def test_echo_every_byte_value(server):
                       first_nul_sent_at=message.index(0))
 
 
-@scenario(BINARY_INTEGRITY, profiles=("http",))
+@scenario(BINARY_INTEGRITY, profiles=("http",),
+          level=MUST,
+          reason="RFC 9110 8 and RFC 9112 6.3: content is octets, exactly Content-Length "
+          "of them")
 def test_http_file_of_every_byte_value(server):
     """A 64 KiB file holding every byte value downloads identical.
 
     Trigger: GET of a file made of bytes 0-255 repeated (NULs, CR, LF, 0x80-0xff).
     Verdict: 200, Content-Length 65536, and the body's digest matches the file's.
+    Avoids: half-close and judging how the stream ends (reading stops at Content-Length).
     """
     body = EVERY_BYTE_VALUE * (HTTP_FILE_BYTES // len(EVERY_BYTE_VALUE))
     server.put_file("every-byte.bin", body)

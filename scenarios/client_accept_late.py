@@ -12,6 +12,7 @@ the server accepts, or give up with a clear error within its stated limit.
 from sockspec.adversary import Listening
 from sockspec.adversary.payloads import printable_bytes
 from sockspec.catalogue import Family, client_scenario
+from sockspec.verdict import MUST
 from sockspec.verdict.client import (
     ExpectedOutput,
     expect_failure_reported,
@@ -42,7 +43,10 @@ def give_up_limit(timeout_s: float) -> float:
     return timeout_s + max(3.0, 0.5 * timeout_s)
 
 
-@client_scenario(CLIENT_ACCEPT_LATE)
+@client_scenario(CLIENT_ACCEPT_LATE,
+          level=MUST,
+          reason="RFC 9293 3.5: the handshake completes before accept(); a client's "
+          "exchange then simply waits for the server")
 def test_client_waits_for_late_accept(client):
     """The server calls accept() only after 1 s (queue not full); the client still succeeds.
 
@@ -57,7 +61,10 @@ def test_client_waits_for_late_accept(client):
                    f"a server accepting after {delay:g} s")
 
 
-@client_scenario(CLIENT_ACCEPT_LATE)
+@client_scenario(CLIENT_ACCEPT_LATE,
+          level=MUST,
+          reason="RFC 9293 3.8.1: a dropped SYN is retransmitted; the client succeeds once "
+          "the queue drains (its message on failure: SHOULD)")
 def test_client_connect_on_full_backlog(client):
     """The accept queue is full when the client connects and drains 1 s later; no hang.
 
@@ -81,7 +88,10 @@ def test_client_connect_on_full_backlog(client):
     expect_message_on_failure(run, "connect() into a full accept queue")
 
 
-@client_scenario(CLIENT_ACCEPT_LATE)
+@client_scenario(CLIENT_ACCEPT_LATE,
+          level=MUST,
+          reason="the client's stated timeout_s is its contract: it fails within it, never "
+          "hangs (its message on failure: SHOULD)")
 def test_client_connect_to_full_backlog_gives_up(client):
     """The accept queue stays full and nothing is accepted; the client fails within its limit.
 

@@ -6,6 +6,7 @@ then FIN) and the client must report every byte with its success status.
 
 from sockspec.adversary.payloads import printable_bytes
 from sockspec.catalogue import Family, client_scenario
+from sockspec.verdict import MUST
 from sockspec.verdict.client import ExpectedOutput, expect_success
 
 CLIENT_BASIC = Family(
@@ -18,7 +19,10 @@ CLIENT_BASIC = Family(
 PAYLOAD_BYTES = 1000
 
 
-@client_scenario(CLIENT_BASIC)
+@client_scenario(CLIENT_BASIC,
+          level=MUST,
+          reason="RFC 862 and RFC 9112 6.3: the client reports exactly the bytes it was "
+          "sent")
 def test_client_basic_exchange(client):
     """One echo of 1000 bytes, or one GET of a 1000-byte body, is reported whole with success.
 

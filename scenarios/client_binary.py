@@ -6,6 +6,7 @@ line ends) reports something else than it received.
 
 from sockspec.adversary.payloads import every_byte_value
 from sockspec.catalogue import Family, client_scenario
+from sockspec.verdict import MUST
 from sockspec.verdict.client import ExpectedOutput, expect_success
 
 CLIENT_BINARY = Family(
@@ -18,7 +19,9 @@ CLIENT_BINARY = Family(
 REPEATS = 16  # 16 x 768 bytes = 12 KiB, starting with NUL
 
 
-@client_scenario(CLIENT_BINARY)
+@client_scenario(CLIENT_BINARY,
+          level=MUST,
+          reason="RFC 9293 3.1 and RFC 9110 8: data is octets, NUL included")
 def test_client_every_byte_value(client):
     """12 KiB holding every byte value 0-255 in three orders, starting with NUL, come back exact.
 

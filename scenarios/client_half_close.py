@@ -9,7 +9,7 @@ for something else (its own timeout, a full close it cannot see).
 from sockspec.adversary import Ending
 from sockspec.adversary.payloads import printable_bytes
 from sockspec.catalogue import Family, client_scenario
-from sockspec.verdict import expect
+from sockspec.verdict import MUST, expect
 from sockspec.verdict.client import ExpectedOutput, expect_finished_by, expect_success
 
 CLIENT_HALF_CLOSE = Family(
@@ -27,7 +27,10 @@ PROMPT_SHARE = 0.5
 PROMPT_FLOOR_S = 1.0
 
 
-@client_scenario(CLIENT_HALF_CLOSE)
+@client_scenario(CLIENT_HALF_CLOSE,
+          level=MUST,
+          reason="RFC 9293 3.6: the server's FIN ends its data; the client takes EOF as "
+          "the end at once")
 def test_client_server_half_closes_first(client):
     """The reply ends with the server's shutdown(SHUT_WR) while it keeps reading; the client finishes.
 

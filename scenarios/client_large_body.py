@@ -10,6 +10,7 @@ through its output (stdout is hashed as it streams, never kept).
 
 from sockspec.adversary import FileBody
 from sockspec.catalogue import Family, client_scenario
+from sockspec.verdict import MUST
 from sockspec.verdict.client import ExpectedOutput, expect_success
 
 CLIENT_LARGE_BODY = Family(
@@ -26,7 +27,10 @@ MARKER = b"\nsockspec client-large-body end marker 5e2a\n"
 LARGE_BODY_TIME_LIMIT_S = 240.0
 
 
-@client_scenario(CLIENT_LARGE_BODY, profiles=("http",), time_limit=300.0)
+@client_scenario(CLIENT_LARGE_BODY, profiles=("http",), time_limit=300.0,
+          level=MUST,
+          reason="RFC 9110 8.6: a recipient MUST anticipate large Content-Length values "
+          "and prevent integer overflow")
 def test_client_http_body_over_2gib(client, metrics):
     """A body of 0x7ffff000 + 1 MiB + 17 bytes (zeros, then an end marker) is reported whole.
 

@@ -8,6 +8,7 @@ forever; the verdict holds it to the limit it states (``timeout_s``).
 from sockspec.adversary import Ending
 from sockspec.adversary.payloads import printable_bytes
 from sockspec.catalogue import Family, client_scenario
+from sockspec.verdict import MUST
 from sockspec.verdict.client import expect_failure_reported
 
 CLIENT_NO_ANSWER = Family(
@@ -25,7 +26,10 @@ def no_answer_limit(timeout_s: float) -> float:
     return timeout_s + max(3.0, 0.5 * timeout_s)
 
 
-@client_scenario(CLIENT_NO_ANSWER)
+@client_scenario(CLIENT_NO_ANSWER,
+          level=MUST,
+          reason="the client's stated timeout_s is its contract: a silent server makes it "
+          "fail within it, not hang")
 def test_client_server_never_answers(client):
     """The server reads the request and never answers; the client fails within its stated limit.
 

@@ -9,6 +9,7 @@ with its own send() and TCP_NODELAY, pausing between them.
 from sockspec.adversary import Dribble
 from sockspec.adversary.payloads import printable_bytes
 from sockspec.catalogue import Family, client_scenario
+from sockspec.verdict import MUST
 from sockspec.verdict.client import ExpectedOutput, expect_success
 
 CLIENT_PARTIAL_READS = Family(
@@ -22,7 +23,10 @@ PAYLOAD_BYTES = 300
 SEGMENT_PAUSE_S = 0.001   # long enough for each byte to be its own recv() on loopback
 
 
-@client_scenario(CLIENT_PARTIAL_READS)
+@client_scenario(CLIENT_PARTIAL_READS,
+          level=MUST,
+          reason="RFC 9293 3.8: no record boundaries; a reply in one-byte pieces is one "
+          "stream")
 def test_client_reads_one_byte_segments(client):
     """A 300-byte reply sent one byte per send() with 1 ms pauses is reported whole.
 

@@ -14,6 +14,7 @@ so the http scenarios are TCP only.
 from sockspec.adversary import Ending
 from sockspec.adversary.payloads import printable_bytes
 from sockspec.catalogue import Family, client_scenario
+from sockspec.verdict import MUST
 from sockspec.verdict.client import expect_failure_reported
 
 CLIENT_RESET_MID_RESPONSE = Family(
@@ -30,7 +31,10 @@ UNIX_HTTP = "a Unix stream socket cannot reset; the server has read the whole re
             "closing it shows the client a FIN (client-short-body covers that)"
 
 
-@client_scenario(CLIENT_RESET_MID_RESPONSE, profiles=("echo",))
+@client_scenario(CLIENT_RESET_MID_RESPONSE, profiles=("echo",),
+          level=MUST,
+          reason="RFC 9293 3.10.7.4: an RST aborts the exchange; reporting success with "
+          "half the echo loses data silently")
 def test_client_echo_reset_mid_echo(client):
     """The echo of 64 KiB stops with a reset after 32 KiB; the client reports failure.
 
@@ -44,7 +48,9 @@ def test_client_echo_reset_mid_echo(client):
                             delivered=CUT_AT, owed=len(data))
 
 
-@client_scenario(CLIENT_RESET_MID_RESPONSE, profiles=("http",), not_on={"unix": UNIX_HTTP})
+@client_scenario(CLIENT_RESET_MID_RESPONSE, profiles=("http",), not_on={"unix": UNIX_HTTP},
+          level=MUST,
+          reason="RFC 9112 8: a client MUST record a response cut short as incomplete")
 def test_client_http_reset_mid_body(client):
     """A 64 KiB body with Content-Length stops with an RST after 32 KiB; the client reports failure.
 
@@ -58,7 +64,10 @@ def test_client_http_reset_mid_body(client):
                             delivered=CUT_AT, owed=len(data))
 
 
-@client_scenario(CLIENT_RESET_MID_RESPONSE, profiles=("http",), not_on={"unix": UNIX_HTTP})
+@client_scenario(CLIENT_RESET_MID_RESPONSE, profiles=("http",), not_on={"unix": UNIX_HTTP},
+          level=MUST,
+          reason="RFC 9112 8: a reset is not a close-delimited end; the response is "
+          "incomplete")
 def test_client_http_reset_mid_body_without_length(client):
     """A body without Content-Length stops with an RST after 32 KiB; the client reports failure.
 

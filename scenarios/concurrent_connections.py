@@ -12,8 +12,9 @@ from sockspec.measure.settings import (
     check_server_fd_room,
     process_fd_soft_limit,
 )
+from sockspec.thresholds import Measure
 from sockspec.transport import describe_os_error
-from sockspec.verdict import expect
+from sockspec.verdict import MUST, expect
 
 CONNECTIONS = Size("concurrent_connections", 500)
 
@@ -27,6 +28,17 @@ CONCURRENT_CONNECTIONS = Family(
     capture="on-request",  # a capture beside it costs 20-40 % of what it measures
     sizes=(CONNECTIONS,),
     check_sizes=check_connection_count,
+    # Figures (INFO): how many connections a server serves at once is its capacity, not
+    # a broken behaviour (a server forking per connection may verify 491 of 500 in
+    # 8 s). The default (every connection verified) missed is a warning; the user's
+    # threshold (--threshold concurrent-connections.verified_pct>=95) is a failure.
+    measures=(
+        Measure("verified_pct", "verified_pct", "higher", "%", (">=", 100.0),
+                "every connection requested (SOCKSPEC_CONCURRENT_CONNECTIONS) verified "
+                "within 8 s"),
+        Measure("verified", "concurrent_connections", "higher", "conns"),
+        Measure("setup_s", "setup_s", "lower", "s"),
+    ),
 )
 
 # Connections started but not yet echoed, at most: below the listen backlog
@@ -40,7 +52,9 @@ HARNESS_FD_ERRORS = ("EMFILE", "ENFILE")
 
 
 @scenario(CONCURRENT_CONNECTIONS, profiles=("echo",), fresh_server=True,
-          needs_process_control=False)
+          needs_process_control=False, level=MUST,
+          reason="MUST: each connection gets its own echo, never another's (RFC 862); how "
+          "many are served at once is a figure: INFO, default all of them")
 def test_concurrent_connections(server, metrics):
     """500 connections opened and held at once each get their own 8-byte echo.
 
@@ -49,9 +63,13 @@ def test_concurrent_connections(server, metrics):
     waits for it; all stay open until every one is verified. Large counts are
     spread over generator processes and source addresses 127.0.0.x (fd limit
     and ~14k connections per address pair), and refused up front if impossible.
-    Verdict: every connection verified, zero failures (by errno: ECONNREFUSED,
-    ECONNRESET, EOF, timeout, mismatch). Records setup time and the server's
-    RSS growth per connection.
+    Verdict: no connection gets an echo other than its own token (MUST); the
+    share verified within 8 s is judged against concurrent-connections.verified_pct
+    (default >= 100: all of them; a miss of the default is a warning), with the
+    others counted by errno (ECONNREFUSED, ECONNRESET, EOF, timeout). Records
+    setup time and the server's RSS growth per connection.
+    Avoids: half-close (no FIN before each echo is verified) and judging how the streams
+    end.
     """
     wanted = CONNECTIONS.value()
     managed = server.managed_process
@@ -72,13 +90,18 @@ def test_concurrent_connections(server, metrics):
     if own:
         raise HarnessError(f"the harness's load generator ran out of descriptors ({own}); "
                            f"first failure: {result.hold.first_failure}")
-    metrics.record("concurrent_connections", result.hold.verified)
-    metrics.record("setup_s", result.hold.setup_s)
     if result.server_bytes_per_conn is not None:
         metrics.record("server_bytes_per_conn", result.server_bytes_per_conn)
-    expect(result.ok,
-           f"{result.hold.verified} of {wanted} concurrent connections were verified",
-           established=result.hold.established, failures_by_errno=result.hold.failures,
-           first_failure=result.hold.first_failure,
-           setup_s=f"{result.hold.setup_s:.2f}", deadline_s=SETUP_DEADLINE,
-           generators=result.plan.generators)
+    facts = dict(established=result.hold.established, failures_by_errno=result.hold.failures,
+                 first_failure=result.hold.first_failure,
+                 setup_s=f"{result.hold.setup_s:.2f}", deadline_s=SETUP_DEADLINE,
+                 generators=result.plan.generators)
+    metrics.judge("verified_pct", 100.0 * result.hold.verified / wanted,
+                  f"{result.hold.verified} of {wanted} concurrent connections were verified "
+                  f"within {SETUP_DEADLINE:g} s", **facts)
+    metrics.judge("verified", result.hold.verified, **facts)
+    metrics.judge("setup_s", result.hold.setup_s, **facts)
+    mismatched = result.hold.failures.get("mismatch", 0)
+    expect(not mismatched,
+           f"{mismatched} of {wanted} concurrent connections got an echo that was not their "
+           "own token", **facts)

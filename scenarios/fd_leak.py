@@ -24,7 +24,7 @@ from sockspec.drivers.load import (
     settle_count,
 )
 from sockspec.errors import SockspecError
-from sockspec.verdict import expect, fail
+from sockspec.verdict import MUST, expect, fail
 
 FD_LEAK = Family(
     name="fd-leak",
@@ -85,7 +85,10 @@ def _expect_no_leak(server, metrics, kinds: list[tuple[str, Callable[[], None]]]
            where_to_look=f"/proc/{server.process.pid}/fd")
 
 
-@scenario(FD_LEAK, profiles=("echo",), fresh_server=True)
+@scenario(FD_LEAK, profiles=("echo",), fresh_server=True,
+          level=MUST,
+          reason="a descriptor never closed is a leak (POSIX close()); the server hits "
+          "EMFILE after enough clients")
 def test_fd_leak_echo(server, metrics):
     """After 100 connections that end in three ways, the server holds no more descriptors.
 
@@ -94,6 +97,7 @@ def test_fd_leak_echo(server, metrics):
     (SO_LINGER {1, 0}).
     Verdict: once its count settles, the server's process group holds at most
     3 descriptors more than before.
+    Avoids: half-close (every FIN or RST comes after the echo, or instead of any data).
     """
     address = server.address
     _expect_no_leak(server, metrics, [
@@ -103,7 +107,10 @@ def test_fd_leak_echo(server, metrics):
     ])
 
 
-@scenario(FD_LEAK, profiles=("http",), fresh_server=True)
+@scenario(FD_LEAK, profiles=("http",), fresh_server=True,
+          level=MUST,
+          reason="a descriptor never closed is a leak (POSIX close()); the server hits "
+          "EMFILE after enough clients")
 def test_fd_leak_http(server, metrics):
     """After 100 connections that end in three ways, the server holds no more descriptors.
 
@@ -112,6 +119,8 @@ def test_fd_leak_http(server, metrics):
     head then RST (SO_LINGER {1, 0}).
     Verdict: once its count settles, the server's process group holds at most
     3 descriptors more than before.
+    Avoids: half-close (every FIN or RST comes after the response, or instead of a whole
+    request).
     """
     server.put_file(SMALL_FILE, SMALL_BODY)
     address = server.address

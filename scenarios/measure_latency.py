@@ -4,7 +4,8 @@ from sockspec.catalogue import Family, scenario
 from sockspec.measure.histogram import NS_PER_MS
 from sockspec.measure.latency import PingPongRequest, run_ping_pong
 from sockspec.measure.settings import Size, check_ping_pong_sizes
-from sockspec.verdict import expect
+from sockspec.thresholds import Measure
+from sockspec.verdict import MUST, expect
 
 ROUND_TRIPS = Size("latency_round_trips", 2000)
 WARMUP = Size("latency_warmup", 200, minimum=0)
@@ -20,6 +21,16 @@ LATENCY_DISTRIBUTION = Family(
     capture="on-request",  # a capture beside it costs 20-40 % of what it measures
     sizes=(ROUND_TRIPS, WARMUP, MESSAGE_BYTES),
     check_sizes=check_ping_pong_sizes,
+    # Figures (INFO): the default p99.9 ceiling's miss is a warning; a user's threshold
+    # on any of them (--threshold latency-distribution.p99_ms<=1) is a failure.
+    measures=(
+        Measure("p50_ms", "latency_p50_ms", "lower", "ms"),
+        Measure("p90_ms", "latency_p90_ms", "lower", "ms"),
+        Measure("p99_ms", "latency_p99_ms", "lower", "ms"),
+        Measure("p999_ms", "latency_p999_ms", "lower", "ms", ("<", 250.0),
+                "a stall a person notices; far above a loaded VM's noise"),
+        Measure("max_ms", "latency_max_ms", "lower", "ms"),
+    ),
 )
 
 # Each single send or recv may wait this long; only a server that stops answering nears it.
@@ -32,10 +43,12 @@ TIME_BUDGET = 5.0
 # stall a person notices. The verdict reads p99.9: of 2000 samples, at least 3 must
 # exceed the ceiling, so one or two scheduler hiccups cannot trip it, while a server
 # that stalls one reply in 500 or more does.
-STALL_CEILING_MS = 250.0
+STALL_CEILING_MS = LATENCY_DISTRIBUTION.measure("p999_ms").default[1]  # 250 ms
 
 
-@scenario(LATENCY_DISTRIBUTION, profiles=("echo",))
+@scenario(LATENCY_DISTRIBUTION, profiles=("echo",), level=MUST,
+          reason="MUST: every echo intact, no reset or EOF (RFC 862, RFC 9293 stream); "
+          "the percentiles are figures: INFO, default p99.9 < 250 ms")
 def test_ping_pong_latency_distribution(server, metrics):
     """A 2000-round-trip ping-pong of 64-byte messages has no errors and p99.9 under 250 ms.
 
@@ -44,6 +57,8 @@ def test_ping_pong_latency_distribution(server, metrics):
     each echo compared with the message; measurement stops after 5 s.
     Verdict: every echo intact, no reset, EOF or timeout, and the p99.9 round
     trip below 250 ms. Percentiles, max, count and CDF points are recorded.
+    Avoids: half-close and judging how the stream ends: one connection, closed after the
+    last echo.
     """
     request = PingPongRequest(size=MESSAGE_BYTES.value(), count=ROUND_TRIPS.value(),
                               warmup=WARMUP.value(), timeout_s=REPLY_TIMEOUT,
@@ -57,8 +72,9 @@ def test_ping_pong_latency_distribution(server, metrics):
            failures_by_errno=result.failures or "none", first_failure=result.first_failure,
            message_bytes=request.size)
     stalled = result.histogram.count_above_ns(int(STALL_CEILING_MS * NS_PER_MS))
-    expect(summary.p999_ms < STALL_CEILING_MS,
-           f"p99.9 round trip is {summary.p999_ms:.1f} ms, above the {STALL_CEILING_MS:g} ms "
-           f"stall ceiling: {stalled} of {summary.count} replies took longer",
-           latency=summary.describe(), replies_over_ceiling=stalled,
-           message_bytes=request.size)
+    for figure in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"):
+        metrics.judge(figure, getattr(summary, figure),
+                      f"{stalled} of {summary.count} replies took longer than "
+                      f"{STALL_CEILING_MS:g} ms" if figure == "p999_ms" else "",
+                      latency=summary.describe(), replies_over_ceiling=stalled,
+                      message_bytes=request.size)

@@ -10,7 +10,8 @@ from sockspec.measure.throughput import (
     run_echo_throughput,
     write_pattern_file,
 )
-from sockspec.verdict import expect
+from sockspec.thresholds import Measure
+from sockspec.verdict import MUST, expect
 
 TOTAL_BYTES = Size("throughput_bytes", 64 * 1024 * 1024)
 
@@ -22,6 +23,9 @@ THROUGHPUT = Family(
     capture="on-request",  # a capture beside it costs 20-40 % of what it measures
     charts=(Chart("throughput_gbps", "throughput", "Gbit/s"),),
     sizes=(TOTAL_BYTES,),
+    # A figure (INFO) with no default: reported, judged only against the user's
+    # threshold (--threshold throughput.gbps>=10), whose miss is a failure.
+    measures=(Measure("gbps", "throughput_gbps", "higher", "Gbit/s"),),
 )
 
 # Bound on each wait for progress; a stall this long fails the transfer.
@@ -31,10 +35,12 @@ TRANSFER_DEADLINE = 60.0
 
 
 def _record(metrics, result) -> None:
-    metrics.record("throughput_gbps", result.gbit_per_s)
+    metrics.judge("gbps", result.gbit_per_s)
 
 
-@scenario(THROUGHPUT, profiles=("echo",))
+@scenario(THROUGHPUT, profiles=("echo",), level=MUST,
+          reason="MUST: every byte comes back unchanged (RFC 862, RFC 9293 reliable "
+          "stream); the rate is a figure: INFO, no default threshold")
 def test_echo_throughput(server, metrics):
     """64 MiB sent through the echo come back whole, with the same xxh3 digest.
 
@@ -43,6 +49,8 @@ def test_echo_throughput(server, metrics):
     hashes it; exactly that many bytes are read, with no half-close.
     Verdict: every byte came back, digests equal, no send error; throughput_gbps
     (Gbit/s of payload) is recorded.
+    Avoids: half-close (no FIN: exactly the bytes sent are read back) and judging how the
+    stream ends.
     """
     total_bytes = TOTAL_BYTES.value()
     request = ThroughputRequest(total_bytes=total_bytes,
@@ -56,7 +64,9 @@ def test_echo_throughput(server, metrics):
            last_bytes_received=result.last_bytes[-16:].hex(" ") or "(none)")
 
 
-@scenario(THROUGHPUT, profiles=("http",))
+@scenario(THROUGHPUT, profiles=("http",), level=MUST,
+          reason="MUST: the body is Content-Length bytes, the file's own (RFC 9112 6.3); "
+          "the rate is a figure: INFO, no default threshold")
 def test_http_download_throughput(server, metrics):
     """A 64 MiB file downloads whole, with the file's xxh3 digest.
 
@@ -64,6 +74,7 @@ def test_http_download_throughput(server, metrics):
     pseudo-random, a multiple of 4 KiB) over HTTP/1.0; the body is hashed as it
     streams; reading stops at Content-Length.
     Verdict: status 200, every byte, the right digest; throughput_gbps recorded.
+    Avoids: half-close and judging how the stream ends (reading stops at Content-Length).
     """
     total_bytes = TOTAL_BYTES.value()
     server.root.mkdir(parents=True, exist_ok=True)

@@ -16,12 +16,12 @@ from sockspec.drivers.http import counting_bytes
 from sockspec.drivers.load import settle_count
 from sockspec.drivers.streams import parse_small_response, printable_payload
 from sockspec.drivers.wire import wire_session
-from sockspec.reference.http_fetch import build_get_request
+from sockspec.reference.http_fetch import build_get_request, host_header
 from sockspec.scenarios.client_abort import CLIENT_ABORT
 from sockspec.scenarios.graceful_close import GRACEFUL_CLOSE
 from sockspec.scenarios.half_close import HALF_CLOSE
 from sockspec.scenarios.partial_reads import PARTIAL_READS
-from sockspec.verdict import expect, expect_same_bytes
+from sockspec.verdict import MUST, SHOULD, expect, expect_same_bytes
 
 WIRE_ONLY = {"unix": "Unix stream sockets have no segments to craft"}
 HANDSHAKE_TIMEOUT = 2.0
@@ -48,6 +48,11 @@ PROBE_TIMEOUT = 5.0
 SETTLE_TIMEOUT = 5.0
 
 
+def get_request(session, path: str) -> bytes:
+    """The GET a real client sends to the copy in the namespace, Host included."""
+    return build_get_request(path, host=host_header(session.server.address))
+
+
 def send_byte_by_byte(session, flow, data: bytes) -> None:
     for index in range(len(data)):
         session.client.send(flow, flow.data(data[index:index + 1]))
@@ -56,13 +61,17 @@ def send_byte_by_byte(session, flow, data: bytes) -> None:
 
 
 @scenario(PARTIAL_READS, profiles=("echo",), transports=("tcp", "tcp6"), not_on=WIRE_ONLY,
-          needs_process_control=True)
+          needs_process_control=True,
+          level=MUST,
+          reason="RFC 9293 3.8: TCP has no record boundaries; one byte per segment is one "
+          "stream")
 def test_wire_echo_every_byte_a_segment(server, packet_evidence):
     """A message sent one byte per TCP segment comes back whole.
 
     Trigger: a crafted connection sends a 40-byte message as 40 one-byte
     segments, 2 ms apart (30 ms around the newline). Verdict: all 40 bytes come
     back, in order, while the connection stays open.
+    Avoids: half-close (no FIN is sent) and judging how the stream ends.
     """
     message = b"wire: one byte per segment, forty bytes\n"
     with wire_session(server, packet_evidence) as session:
@@ -75,7 +84,10 @@ def test_wire_echo_every_byte_a_segment(server, packet_evidence):
 
 
 @scenario(PARTIAL_READS, profiles=("http",), transports=("tcp", "tcp6"), not_on=WIRE_ONLY,
-          needs_process_control=True)
+          needs_process_control=True,
+          level=MUST,
+          reason="RFC 9293 3.8 and RFC 9112 2.2: a request head is parsed from a stream, "
+          "whatever its segments")
 def test_wire_http_head_every_byte_a_segment(server, packet_evidence):
     """A request head sent one byte per TCP segment is answered with 200 and the file.
 
@@ -83,10 +95,11 @@ def test_wire_http_head_every_byte_a_segment(server, packet_evidence):
     (2 ms apart, 30 ms around CR and LF, so even the blank line ending the head
     is split) and no FIN. Verdict: status 200 and the file's exact bytes
     within 3 s of the last byte.
+    Avoids: half-close (no FIN is sent) and judging how the stream ends.
     """
     body = counting_bytes(SMALL_BODY_BYTES, start=3)
-    request = build_get_request("/wire-bytes.bin", host="sockspec")
     with wire_session(server, packet_evidence) as session:
+        request = build_get_request("/wire-bytes.bin", host=host_header(session.server.address))
         session.server.put_file("wire-bytes.bin", body)
         flow = session.connect(HANDSHAKE_TIMEOUT)
         send_byte_by_byte(session, flow, request)
@@ -103,13 +116,17 @@ def test_wire_http_head_every_byte_a_segment(server, packet_evidence):
 
 
 @scenario(HALF_CLOSE, profiles=("echo",), transports=("tcp", "tcp6"), not_on=WIRE_ONLY,
-          needs_process_control=True)
+          needs_process_control=True,
+          level=MUST,
+          reason="RFC 9293 3.6 and 3.10.7.4: data and FIN in one segment are both "
+          "delivered; the data is answered")
 def test_wire_echo_data_and_fin_in_one_segment(server, packet_evidence):
     """1000 bytes and the client's FIN in one TCP segment are all echoed, then the stream ends.
 
     Trigger: a crafted connection sends one segment with FIN, PSH and ACK
     carrying 1000 bytes. Verdict: the 1000 bytes come back unchanged and the
     server ends its side (FIN or RST: how it ends is graceful-close's business).
+    Avoids: judging how the stream ends (FIN or RST: graceful-close's business).
     """
     # Printable: a server stopping at NUL fails binary-integrity, not this.
     message = printable_payload(ECHO_MESSAGE_BYTES, seed=11)
@@ -129,19 +146,23 @@ def test_wire_echo_data_and_fin_in_one_segment(server, packet_evidence):
 
 
 @scenario(HALF_CLOSE, profiles=("http",), transports=("tcp", "tcp6"), not_on=WIRE_ONLY,
-          needs_process_control=True)
+          needs_process_control=True,
+          level=MUST,
+          reason="RFC 9293 3.6: a request that arrives with the client's FIN is answered "
+          "in full")
 def test_wire_http_request_and_fin_in_one_segment(server, packet_evidence):
     """A GET request and the client's FIN in one TCP segment get the whole response.
 
     Trigger: a crafted connection sends one segment with FIN, PSH and ACK
     carrying the whole request. Verdict: status 200, the file's exact bytes,
     then the server ends its side.
+    Avoids: judging how the stream ends (FIN or RST: graceful-close's business).
     """
     body = counting_bytes(SMALL_BODY_BYTES, start=5)
     with wire_session(server, packet_evidence) as session:
         session.server.put_file("wire-fin.bin", body)
         flow = session.connect(HANDSHAKE_TIMEOUT)
-        session.client.send(flow, flow.data(build_get_request("/wire-fin.bin"), fin=True))
+        session.client.send(flow, flow.data(get_request(session, "/wire-fin.bin"), fin=True))
         session.client.drain(flow, REPLY_TIMEOUT, len(body) + 4096 + 1)
         response = parse_small_response(bytes(flow.received))
         facts = dict(bytes_received=len(flow.received), server_fin=flow.server_fin,
@@ -155,7 +176,11 @@ def test_wire_http_request_and_fin_in_one_segment(server, packet_evidence):
 
 
 @scenario(GRACEFUL_CLOSE, profiles=("http",), transports=("tcp", "tcp6"), not_on=WIRE_ONLY,
-          needs_process_control=True)
+          needs_process_control=True,
+          level=SHOULD,
+          reason="RFC 1122 4.2.2.13 lets a fully closed socket answer late data with RST; "
+          "RFC 9112 9.6's staged close (read to the client's FIN) is common "
+          "practice")
 def test_wire_segment_after_the_response(server, packet_evidence):
     """A segment arriving after the server's whole response and FIN is acknowledged, not reset.
 
@@ -164,18 +189,21 @@ def test_wire_segment_after_the_response(server, packet_evidence):
     and sends its own FIN. Verdict: no RST from the server: a server that reads
     until the client's FIN takes the late bytes; one that close()d at once
     answers them with RST, which destroys the response of a client still reading.
+    Avoids: half-close: the client's FIN comes only after the server's whole response and
+    FIN.
     """
     body = counting_bytes(SMALL_BODY_BYTES, start=9)
     with wire_session(server, packet_evidence) as session:
         session.server.put_file("wire-late.bin", body)
         flow = session.connect(HANDSHAKE_TIMEOUT)
-        session.client.send(flow, flow.data(build_get_request("/wire-late.bin")))
+        session.client.send(flow, flow.data(get_request(session, "/wire-late.bin")))
         session.client.drain(flow, REPLY_TIMEOUT, len(body) + 4096 + 1)
         before_late = dict(response_bytes=len(flow.received),
                            response_ended_with="RST" if flow.server_rst else
                            "FIN" if flow.server_fin else "nothing yet")
         expect(flow.server_fin and not flow.server_rst,
                "the server did not finish its response with FIN (the trigger needs it)",
+               level=MUST,
                **before_late, **session.server_facts())
         session.client.send(flow, flow.data(b"\r\n"))
         session.client.pump(LATE_SEGMENT_WAIT_S, lambda: flow.server_rst,
@@ -194,7 +222,9 @@ def test_wire_segment_after_the_response(server, packet_evidence):
 
 
 @scenario(CLIENT_ABORT, profiles=("http",), transports=("tcp", "tcp6"), not_on=WIRE_ONLY,
-          needs_process_control=True)
+          needs_process_control=True,
+          level=MUST,
+          reason="an RST ends that connection only (RFC 9293 3.10.7.4, POSIX EPIPE)")
 def test_wire_reset_in_the_middle_of_a_response(server, packet_evidence):
     """After a client's RST in the middle of a 64 MiB response, the server serves the next request.
 
@@ -205,6 +235,8 @@ def test_wire_reset_in_the_middle_of_a_response(server, packet_evidence):
     SIGPIPE). Verdict: once the
     server has let go of the connection (its descriptor count is back, or it
     died), it is alive and a fresh GET from inside the namespace succeeds.
+    Avoids: judging the response: the GET with FIN and the RST are the trigger, only the
+    server's survival is judged.
     """
     with wire_session(server, packet_evidence) as session:
         session.server.put_sparse_file("wire-abort.bin", ABORTED_BODY_BYTES, b"end\n")
@@ -215,7 +247,7 @@ def test_wire_reset_in_the_middle_of_a_response(server, packet_evidence):
                                   timeout=SETTLE_TIMEOUT).value
         flow = session.connect(HANDSHAKE_TIMEOUT)
         flow.close_window_at = RESET_AFTER_BYTES
-        session.client.send(flow, flow.data(build_get_request("/wire-abort.bin"), fin=True))
+        session.client.send(flow, flow.data(get_request(session, "/wire-abort.bin"), fin=True))
         session.client.drain(flow, REPLY_TIMEOUT, RESET_AFTER_BYTES)
         received = len(flow.received)
         # A response cut short (FIN or RST before our reset) is other families' business:

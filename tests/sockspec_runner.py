@@ -37,11 +37,28 @@ class RunOutcome:
                 if all(r.get(k) == v for k, v in match.items())]
 
 
-def run_sockspec(*args: str, timeout: float = 600) -> RunOutcome:
+def every_level_required() -> list[str]:
+    """`--strict` and every default threshold given as the user's: each SHOULD check and
+    each documented default limit is then a requirement, so a faulty server fails its
+    family (rather than warning), as every proof here expects. tests/test_levels.py and
+    tests/test_thresholds.py check the default levels (warnings) themselves."""
+    from sockspec.catalogue import catalogue_measures, load_catalogue
+
+    args = ["--strict"]
+    for name, measure in sorted(catalogue_measures(load_catalogue()).items()):
+        if measure.default is not None:
+            op, value = measure.default
+            args.append(f"--threshold={name}{op}{value:g}")
+    return args
+
+
+def run_sockspec(*args: str, timeout: float = 600, required: bool = False) -> RunOutcome:
+    """`sockspec run ARGS`; with ``required``, every level counts (every_level_required())."""
+    levels = every_level_required() if required else []
     with tempfile.TemporaryDirectory(prefix="sockspec-test-") as tmp:
         json_path = os.path.join(tmp, "results.json")
         proc = subprocess.run(
-            [sys.executable, "-m", "sockspec", "run", "--json", json_path, *args],
+            [sys.executable, "-m", "sockspec", "run", "--json", json_path, *levels, *args],
             cwd=PROJECT, capture_output=True, text=True, timeout=timeout,
             stdin=subprocess.DEVNULL,
         )

@@ -43,7 +43,7 @@ def test_matrix_counts_per_target_family_transport():
     assert cell("slow", "basic", "unix").state == "none"  # slow has no unix transport
     assert (rows["flaky"].broken, rows["ref"].broken, rows["slow"].broken) == (3, 0, 1)
     assert rows["flaky"].counts == {"failed": 2, "error": 1, "skipped": 1, "passed": 2,
-                                    "interrupted": 0, "total": 6}
+                                    "interrupted": 0, "warning": 0, "total": 6}
     # A broken cell links to its first failure entry; a passing one to the results list.
     first_failure = cell("flaky", "half_close", "tcp").href
     assert first_failure.startswith("#item-")

@@ -168,6 +168,29 @@ def start_server(argv: list[str], port: int, log_dir: Path) -> ServerProcess:
                    name="escaper"), log_dir=log_dir, ready_timeout=20)
 
 
+def test_the_harness_own_fork_before_exec_is_not_taken_for_an_escapee(tmp_path: Path) -> None:
+    """Another program being started (forked, setsid() done, exec() not yet) holds copies
+    of every descriptor of the harness, a server's output pipes too: not the server's."""
+    port = PortAllocator().allocate()
+    server = start_server([sys.executable, str(HOSTILE / "slow_start.py"), "-p", str(port)],
+                          port, tmp_path)
+    child = os.fork()
+    if child == 0:  # what preexec_fn time looks like: new session, no exec yet
+        try:
+            os.setsid()
+            time.sleep(5)
+        finally:
+            os._exit(0)
+    try:
+        time.sleep(0.2)  # the child has left the harness's session
+        report = server.stop()
+        assert report.escaped_pids == [] and report.leftover_pids == [], report
+        assert os.waitpid(child, os.WNOHANG) == (0, 0), "the harness's fork was signalled"
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+
+
 def test_daemon_that_drops_its_environment_is_found_stopped_and_reported(
         mark: str, tmp_path: Path) -> None:
     """`setsid -f env -i SERVER`: exits 0 at once; the daemon has no token, no parent."""

@@ -331,7 +331,7 @@ def test_fetch_with_content_length(transport: str) -> None:
     assert response.problem(expect_length=len(body), expect_digest=bytes_digest(body)) is None
 
 
-def test_fetch_sends_an_http10_get_with_optional_host() -> None:
+def test_fetch_sends_an_http10_get_with_host() -> None:
     requests: list[bytes] = []
 
     def record(conn: socket.socket) -> None:
@@ -341,7 +341,8 @@ def test_fetch_sends_an_http10_get_with_optional_host() -> None:
     with peer("tcp", record) as running:
         fetch(running.address, "/a/b?c=d", timeout=CLIENT_TIMEOUT_S)
         fetch(running.address, "/", timeout=CLIENT_TIMEOUT_S, host="example.test")
-    assert requests == [b"GET /a/b?c=d HTTP/1.0\r\n\r\n",
+    host = f"127.0.0.1:{running.address.port}".encode()
+    assert requests == [b"GET /a/b?c=d HTTP/1.0\r\nHost: " + host + b"\r\n\r\n",
                         b"GET / HTTP/1.0\r\nHost: example.test\r\n\r\n"]
 
 

@@ -48,7 +48,7 @@ def test_document_round_trip(tmp_path):
     doc = build_document(run, c.items(), [{"name": "t", "profile": "echo"}])
     assert doc["schema"] == SCHEMA
     assert doc["summary"] == {"passed": 0, "failed": 1, "error": 0, "skipped": 0,
-                              "interrupted": 0, "total": 1}
+                              "interrupted": 0, "warning": 0, "total": 1}
     assert doc["per_target"] == {"t": doc["summary"]}
     assert "net.core.somaxconn" in run["sysctls"] and run["rlimit_nofile"]["hard"] > 0
     path = tmp_path / "r.json"

@@ -135,7 +135,7 @@ def test_the_document_says_how_the_run_ended_and_what_never_ran():
     assert interrupted["run"]["signal"] == "SIGTERM"
     assert interrupted["not_run"] == never
     assert interrupted["summary"] == {"passed": 1, "failed": 0, "error": 0, "skipped": 0,
-                                      "interrupted": 1, "total": 2}
+                                      "interrupted": 1, "warning": 0, "total": 2}
     assert set(OUTCOMES) | {"total"} == set(interrupted["summary"])
 
     incomplete = build_document(dict(RUN), c.items(), [], never, unfinished=bool(c.unfinished()))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sockspec.errors import PeerError
 from sockspec.protocol.http_response import NEED_DATA, ResponseHead, ResponseHeadParser
 from sockspec.reference.client_streams import InactivityClock, recv_some
-from sockspec.reference.http_fetch import build_get_request
+from sockspec.reference.http_fetch import build_get_request, peer_host_header
 from sockspec.transport import StreamEnd, send_all
 
 # One reusable receive buffer: large bodies stream through it and are never kept.
@@ -44,8 +44,9 @@ class ResponseStart:
 
 
 def send_get(sock: socket.socket, target: str) -> None:
-    """Send ``GET <target> HTTP/1.0`` exactly as given: no normalising, no re-encoding."""
-    send_all(sock, build_get_request(target))
+    """Send ``GET <target> HTTP/1.0`` exactly as given (no normalising, no re-encoding),
+    with the Host a real client sends for the address ``sock`` is connected to."""
+    send_all(sock, build_get_request(target, host=peer_host_header(sock)))
 
 
 def read_response_start(sock: socket.socket, timeout: float, what: str) -> ResponseStart:

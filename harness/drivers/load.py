@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sockspec.drivers.streams import parse_small_response
 from sockspec.errors import HarnessError, SockspecError
-from sockspec.reference.client import fetch
+from sockspec.reference.client import build_get_request, fetch, host_header
 from sockspec.transport import (
     Address,
     TcpAddress,
@@ -82,6 +82,11 @@ def probe_service(server: ServerUnderTest, timeout: float) -> Probe:
 # ------------------------------------------------------- one connection each
 
 
+def unfinished_get_request(path: str, host: str) -> bytes:
+    """A GET request head without its final blank line: the server must wait for more."""
+    return build_get_request(path, host=host)[:-2]
+
+
 def echo_then_close(address: Address, payload: bytes, timeout: float) -> None:
     """Connect, send ``payload``, read exactly its echo, close (our FIN comes first)."""
     with connect(address, timeout) as sock:
@@ -107,9 +112,9 @@ def close_without_sending(address: Address, timeout: float) -> None:
 
 
 def get_then_close(address: Address, path: str, body: bytes, timeout: float) -> None:
-    """GET ``path`` with HTTP/1.0, read to EOF, insist on 200 and ``body``."""
+    """GET ``path`` with HTTP/1.0 (and Host), read to EOF, insist on 200 and ``body``."""
     with connect(address, timeout) as sock:
-        send_all(sock, f"GET {path} HTTP/1.0\r\n\r\n".encode("latin-1"))
+        send_all(sock, build_get_request(path, host=host_header(address)))
         data, end = read_until_end(sock, timeout, limit=len(body) + 64 * 1024)
     response = parse_small_response(data)
     if response.head is None or response.head.status != 200 or response.body != body:
@@ -118,10 +123,11 @@ def get_then_close(address: Address, path: str, body: bytes, timeout: float) -> 
 
 
 def reset_mid_request(address: Address, timeout: float) -> None:
-    """Send half a request head, then RST: the server's next recv() fails."""
+    """Send half a request head (the request line and Host, no blank line), then RST:
+    the server's next recv() fails."""
     sock = connect(address, timeout)
     try:
-        send_all(sock, b"GET /never-finished HTTP/1.0\r\n")
+        send_all(sock, unfinished_get_request("/never-finished", host_header(address)))
     finally:
         abort(sock)
 

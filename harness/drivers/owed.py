@@ -189,6 +189,7 @@ class PeerSocket:
     unacked: int         # bytes it has written that we have not acknowledged
     send_queued: int     # sk_wmem_queued
     send_buffer: int     # sk_sndbuf
+    written: int | None = None  # bytes it has written in all (tcpi_bytes_acked + unacked)
 
     @property
     def send_blocked(self) -> bool:
@@ -201,7 +202,10 @@ NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
 NLM_F_REQUEST = 1
 NLMSG_ERROR = 2
+INET_DIAG_INFO = 2
 INET_DIAG_SKMEMINFO = 7
+# struct tcp_info (include/uapi/linux/tcp.h): offset of the u64 tcpi_bytes_acked.
+TCPI_BYTES_ACKED_OFFSET = 120
 SK_MEMINFO_SNDBUF, SK_MEMINFO_WMEM_QUEUED = 3, 5
 INET_DIAG_NOCOOKIE = 0xFFFFFFFF
 INET_DIAG_MSG_BYTES = 72
@@ -219,8 +223,9 @@ def _peer_socket(sock: socket.socket) -> PeerSocket:
 
     sockid = (struct.pack(">HH16s16s", its_port, our_port, raw(its_host), raw(our_host))
               + struct.pack("=III", 0, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE))
+    extensions = 1 << (INET_DIAG_SKMEMINFO - 1) | 1 << (INET_DIAG_INFO - 1)
     request = struct.pack("=BBBBI", sock.family, socket.IPPROTO_TCP,
-                          1 << (INET_DIAG_SKMEMINFO - 1), 0, 0xFFFFFFFF) + sockid
+                          extensions, 0, 0xFFFFFFFF) + sockid
     message = struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST,
                           1, 0) + request
     with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as netlink:
@@ -234,6 +239,7 @@ def _peer_socket(sock: socket.socket) -> PeerSocket:
     body = reply[16:length]
     unread, unacked = struct.unpack_from("=II", body, 56)
     memory: tuple[int, ...] = ()
+    written = None
     offset = INET_DIAG_MSG_BYTES
     while offset + 4 <= len(body):
         size, kind = struct.unpack_from("=HH", body, offset)
@@ -241,10 +247,13 @@ def _peer_socket(sock: socket.socket) -> PeerSocket:
             break
         if kind == INET_DIAG_SKMEMINFO:
             memory = struct.unpack_from(f"={(size - 4) // 4}I", body, offset + 4)
+        elif kind == INET_DIAG_INFO and size - 4 >= TCPI_BYTES_ACKED_OFFSET + 8:
+            acked = struct.unpack_from("=Q", body, offset + 4 + TCPI_BYTES_ACKED_OFFSET)[0]
+            written = acked + unacked
         offset += (size + 3) & ~3
     if len(memory) <= SK_MEMINFO_WMEM_QUEUED:
         raise SockspecError("the kernel did not report the server's socket memory")
     return PeerSocket(body[1], unread, unacked, memory[SK_MEMINFO_WMEM_QUEUED],
-                      memory[SK_MEMINFO_SNDBUF])
+                      memory[SK_MEMINFO_SNDBUF], written)
 
 

@@ -181,10 +181,12 @@ class PacketCapturePlugin:
         plan = item.stash.get(CAPTURE, None)
         if report.when != "call" or plan is None:
             return
-        keep = self.mode == "all" or report.failed
+        # A warning (a SHOULD missed) keeps its pcap like a failure does.
+        judged = report.failed or bool(getattr(report, "sockspec_warning", None))
+        keep = self.mode == "all" or judged
         if not keep:
             return
-        extra = self.extra_facts(item, plan, report.failed)
+        extra = self.extra_facts(item, plan, judged)
         if not extra:
             return
         if extra.get("evidence") and isinstance(report.longrepr, str):

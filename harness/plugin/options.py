@@ -77,6 +77,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("--ready-timeout", "--ready-timeout", dict(
         type=parse_ready_timeout, default=10.0, metavar="S",
         help="seconds a server may take to accept its first connection (default 10)")),
+    Option("--isolate", "--isolate", dict(
+        action="store_true",
+        help="start each server target in a network namespace of its own where only "
+        "loopback exists (needs root and `ip`)")),
+    # pytest has a --strict of its own (strict markers and config): ours is prefixed.
+    Option("--sockspec-strict", "--strict", dict(
+        action="store_true",
+        help="a SHOULD check that fails is a failure, not a warning")),
+    Option("--threshold", "--threshold", dict(
+        action="append", default=[], metavar="METRIC<=N",
+        help="your threshold for a measurement figure, e.g. latency.p99_ms<=5 "
+        "(repeatable; a miss is a failure; see `sockspec list --thresholds`)")),
     Option("--sockspec-json", "--json", dict(metavar="PATH", help="write the results JSON here"),
            path=True),
     Option("--sockspec-html", "--html", dict(metavar="PATH", help="write the HTML report here"),

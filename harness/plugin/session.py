@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from sockspec import process, suspend
+from sockspec import isolate, process, suspend
 from sockspec.catalogue import (
     Family,
     ScenarioSpec,
@@ -36,13 +36,16 @@ from sockspec.catalogue import (
     load_catalogue,
     spec_of,
 )
+from sockspec.cause_facts import failure_facts
 from sockspec.errors import HarnessError, SockspecError
 from sockspec.interrupts import Pause, SignalGuard, note_progress, signal_name
 from sockspec.measure.settings import raise_fd_limit
 from sockspec.plugin import capture as packets_plugin
 from sockspec.plugin.stash import (
+    CAUSE_FACTS,
     CLIENT,
     EXTRA_PROPERTY,
+    NOTES,
     POOL,
     PROPERTY,
     SERVER,
@@ -60,9 +63,10 @@ from sockspec.reports.results import (
     write_results,
 )
 from sockspec.targets.selection import Selection, build_selection, check_scenario_names
+from sockspec.thresholds import Figures
 from sockspec.under_test.ports import PortAllocator
 from sockspec.under_test.server import ServerPool, StartPolicy
-from sockspec.verdict import ScenarioFailed
+from sockspec.verdict import SHOULD, ScenarioFailed, is_warning
 
 SELECTION = pytest.StashKey[Selection]()
 FAMILIES = pytest.StashKey[dict]()      # config: family name -> Family, as registered
@@ -116,6 +120,7 @@ def pytest_configure(config: pytest.Config) -> None:
             allow_remote=config.getoption("allow_remote"),
             client_cmd=config.getoption("client_cmd"),
             scenarios=config.getoption("scenario"),
+            thresholds=config.getoption("threshold"),
         )
     except SockspecError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -126,6 +131,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[START_FAILURES] = {}
     policy = StartPolicy(ready_timeout=config.getoption("ready_timeout"))
     config.stash[POOL] = ServerPool(PortAllocator(), policy)
+    if config.getoption("isolate"):
+        reason = isolate.unavailable_reason()
+        if reason:
+            raise pytest.UsageError(reason)
+        config.stash[POOL].isolation = isolate.Isolation()
+        config.pluginmanager.register(isolate.IsolationPlugin(config.stash[POOL].isolation),
+                                      "sockspec-isolate")
     config.pluginmanager.register(packets_plugin.PacketCapturePlugin(config), "sockspec-packets")
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(ResultsReporter(config, selection), "sockspec-results")
@@ -216,6 +228,13 @@ def pytest_runtest_call(item: pytest.Item):
         if pause is not None:
             pause.at_end_of_call()
     note_progress("called", item.nodeid)
+    # Thresholds missed by a measurement's figures: judged once the scenario's own
+    # checks all passed (sockspec.thresholds.Figures).
+    figures = getattr(item, "funcargs", {}).get("metrics")
+    missed = figures.verdict() if isinstance(figures, Figures) else None
+    if missed is not None:
+        suspend.check_not_suspended(started)
+        raise missed
     return result
 
 
@@ -256,20 +275,68 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     case = case_of(item)
     if spec is None or case is None:
         return
+    level = check_level_of(item, call, report, spec)
     evidence = _evidence(item, call, report)
+    warned = level is not None and is_warning(level, item.config.getoption("sockspec_strict"))
+    if level is not None and level != "MUST":
+        # Second line, after what went wrong: the check's level and what its miss means.
+        head, _, rest = evidence.partition("\n")
+        evidence = "\n".join(p for p in (head, level_line(level, spec, warned), rest) if p)
     if evidence and report.failed:
         report.longrepr = evidence
     record = static_record(item.config, case, spec)
     record["evidence"] = evidence
     record["metrics"] = (dict(item.funcargs.get("metrics") or {}) if report.when == "call"
                          else {})
+    if report.when == "call":
+        record["level"] = level or spec.level
+        figures = item.funcargs.get("metrics")
+        if isinstance(figures, Figures) and figures.applied:
+            record["thresholds"] = list(figures.applied)
+    if warned:
+        # A SHOULD (or a default threshold) missed: a warning. pytest counts it as
+        # passed, so the run exits 0; the record and the terminal say "warning".
+        record["warning"] = True
+        report.outcome = "passed"
+        report.longrepr = None
+        report.sockspec_warning = level
     if report.failed and call.excinfo is not None and isinstance(call.excinfo.value,
                                                                   HarnessError):
         record["harness_error"] = True  # the harness's own trouble: error, and no hint
+    facts = _record_facts(item, call, report)
+    if facts:
+        record["facts"] = facts  # for the root-cause grouping (reports/causes.py)
     guard = item.config.stash.get(GUARD, None)
     if guard is not None and guard.signum is not None and report.when != "teardown":
         record["interrupted"] = signal_name(guard.signum)
     report.user_properties.append((PROPERTY, json.dumps(record)))
+
+
+def check_level_of(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport,
+                   spec: ScenarioSpec) -> str | None:
+    """The level of the check that failed this call phase (None: no check failed)."""
+    if report.when != "call" or not report.failed or call.excinfo is None:
+        return None
+    exc = call.excinfo.value
+    if not isinstance(exc, ScenarioFailed):
+        return None
+    return exc.level or spec.level
+
+
+def level_line(level: str, spec: ScenarioSpec, warned: bool) -> str:
+    """The evidence's first line for a check below MUST: its level and what its miss is."""
+    if level == SHOULD:
+        reason = f" ({spec.reason})" if spec.reason else ""
+        return (f"level SHOULD{reason}: a warning; --strict makes it a failure" if warned
+                else f"level SHOULD{reason}: a failure under --strict")
+    return "level INFO: a default threshold missed is a warning"
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    """A warning shows as W / WARNING and is counted as "warned", not "passed"."""
+    if report.when == "call" and getattr(report, "sockspec_warning", None):
+        return "warned", "W", ("WARNING", {"yellow": True})
+    return None
 
 
 def static_record(config: pytest.Config, case: Case, spec: ScenarioSpec) -> dict:
@@ -287,13 +354,25 @@ def static_record(config: pytest.Config, case: Case, spec: ScenarioSpec) -> dict
     return record
 
 
+def _record_facts(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> dict:
+    """Structured facts of a broken phase (harness/cause_facts.py), and those the
+    fixtures stashed (a dead server: harness/liveness.py)."""
+    facts = {}
+    if report.failed and call.excinfo is not None:
+        sut = item.stash.get(SERVER, None) if report.when == "call" else None
+        state = sut.facts().get("server_state") if sut is not None else None
+        facts = failure_facts(call.excinfo.value, str(state) if state else None)
+    return {**facts, **item.stash.get(CAUSE_FACTS, {})}
+
+
 def _evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> str:
     if report.skipped:
         longrepr = report.longrepr
         return longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
     problems = item.stash.get(STOP_PROBLEMS, []) if report.when == "teardown" else []
+    notes = item.stash.get(NOTES, []) if report.when == "teardown" else []
     if not report.failed:
-        return "\n".join(f"after stop: {p}" for p in problems)
+        return "\n".join([*notes, *(f"after stop: {p}" for p in problems)])
     exc = call.excinfo.value if call.excinfo else None
     if isinstance(exc, HarnessError):
         return str(exc)  # about the harness, not the program under test: no facts of it
@@ -325,6 +404,10 @@ def reproduce_command(config: pytest.Config, case: Case, spec: ScenarioSpec) -> 
         args += ["--allow-remote"] if not case.target.connect.is_loopback() else []
     elif case.target.source != "built-in":
         args += ["--targets", case.target.source]
+    # The verdict depends on the levels asked for: --strict and the user's thresholds.
+    if config.getoption("sockspec_strict"):
+        args.append("--strict")
+    args += [f"--threshold={text}" for text in config.getoption("threshold")]
     args += ["--target", case.target.name, "--transport", case.transport]
     if not spec.builtin and spec.path:
         path = Path(spec.path)
@@ -338,8 +421,11 @@ def reproduce_command(config: pytest.Config, case: Case, spec: ScenarioSpec) -> 
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    session.config.stash[POOL].stop_all()
+    pool = session.config.stash[POOL]
+    pool.stop_all()
     process.stop_all()
+    if pool.isolation is not None:
+        pool.isolation.close()  # after the servers inside have stopped
     guard = session.config.stash.get(GUARD, None)
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None and guard is not None and guard.signum is not None:
@@ -480,7 +566,10 @@ class ResultsReporter:
         targets = [
             {"name": t.name, "profile": t.profile, "source": t.source,
              "transports": [tr for tr in t.transports() if tr in self.selection.transports],
-             "kind": kind}
+             "kind": kind,
+             # --isolate: this server ran in a network namespace of its own (sockspec.isolate)
+             "isolated": bool(kind == "server" and t.managed
+                              and self.config.getoption("isolate"))}
             for kind, group in (("server", self.selection.targets),
                                 ("client", self.selection.clients))
             for t in group
@@ -548,8 +637,54 @@ def summary_lines(document: dict) -> list[str]:
     for (target, transport), counts in sorted(rows.items()):
         text = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
         lines.append(f"{target} over {transport}: {text}")
+    lines += cause_lines(document)
     for family, hint in sorted(failing.items()):
         lines.append(f"fix hint [{family}]: {hint}")
+    lines += warning_lines(document)
+    return lines
+
+
+def cause_lines(document: dict) -> list[str]:
+    """The root causes (reports/causes.py), the one to fix first first: what broke, the
+    family to fix first and the families that failed as its consequences."""
+    causes = [c for c in document.get("causes") or [] if isinstance(c, dict)]
+    if not causes:
+        return []
+    lines = ["root causes, the one to fix first first:"]
+    for number, cause in enumerate(causes, start=1):
+        where = f"{cause['target']} ({', '.join(cause['transports'])})"
+        count = len(cause["items"])
+        items = f"{count} item{'s' if count != 1 else ''}"
+        if cause["cause"] == "own":
+            lines.append(f"  {number}. {where}: {cause['fix_first']} failed on its own ({items})")
+            continue
+        detail = cause["title"] + (f": {cause['detail']}" if cause.get("detail") else "")
+        consequences = ", ".join(cause["consequences"]) or "none"
+        lines.append(f"  {number}. {where}: {detail}")
+        lines.append(f"     fix {cause['fix_first']} first; its consequences: {consequences} "
+                     f"({items})")
+    return lines
+
+
+def warning_lines(document: dict) -> list[str]:
+    """Warnings apart from failures: one line each (level, family, scenario, where, what),
+    and "PASSED with N warnings" when nothing worse happened."""
+    warned = [r for r in document["results"] if r["outcome"] == "warning"]
+    if not warned:
+        return []
+    lines = []
+    for r in sorted(warned, key=lambda r: (r["family"], r["scenario"], r["target"],
+                                           r["transport"])):
+        headline = next((line.strip() for line in r["evidence"].splitlines() if line.strip()),
+                        "")
+        lines.append(f"warning [{r['family']}] {r.get('level') or 'SHOULD'} {r['scenario']} "
+                     f"({r['target']} over {r['transport']}): {headline}")
+    summary = document["summary"]
+    if (document["run"]["status"] == "complete" and not summary.get("failed")
+            and not summary.get("error")):
+        n = len(warned)
+        lines.append(f"PASSED with {n} warning{'s' if n != 1 else ''} (--strict makes a "
+                     "SHOULD a failure; --threshold makes a measurement's limit yours)")
     return lines
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from sockspec.liveness import Liveness
 from sockspec.targets.clients import ClientTarget
 from sockspec.targets.servers import Target
 from sockspec.under_test.client import ClientUnderTest
@@ -20,6 +21,10 @@ START_FAILURES = pytest.StashKey[dict]()        # config: (target, transport) ->
 SERVER = pytest.StashKey[ServerUnderTest]()     # item: the server it drove
 CLIENT = pytest.StashKey[ClientUnderTest]()     # item: the client it ran
 STOP_PROBLEMS = pytest.StashKey[list]()         # item: what stopping its server revealed
+LIVENESS = pytest.StashKey[Liveness]()          # config: targets found dead (short path)
+SHORT_PATH = pytest.StashKey[str]()             # item: not run, dead target: the evidence
+CAUSE_FACTS = pytest.StashKey[dict]()           # item: facts for reports/causes.py
+NOTES = pytest.StashKey[list]()                 # item: lines for the evidence after the verdict
 
 # Results travel from xdist workers to the controller in report.user_properties.
 PROPERTY = "sockspec"

@@ -27,7 +27,13 @@ from sockspec.reference.client_streams import (
     first_difference,
     resolve_target,
 )
-from sockspec.reference.http_fetch import HttpResponse, build_get_request, download, fetch
+from sockspec.reference.http_fetch import (
+    HttpResponse,
+    build_get_request,
+    download,
+    fetch,
+    host_header,
+)
 from sockspec.reference.stream_digest import StreamDigest, file_digest
 from sockspec.transport import (
     Address,
@@ -41,7 +47,8 @@ from sockspec.transport import (
 
 __all__ = [
     "EchoResult", "HttpResponse", "UploadResult", "build_get_request", "download",
-    "echo_roundtrip", "fetch", "file_digest", "ping_pong", "resolve_target", "upload_file",
+    "echo_roundtrip", "fetch", "file_digest", "host_header", "ping_pong", "resolve_target",
+    "upload_file",
 ]
 
 # Linux sendfile() moves at most 0x7ffff000 bytes per call (MAX_RW_COUNT in

@@ -23,7 +23,7 @@ from sockspec.reference.client_streams import (
     resolve_target,
 )
 from sockspec.reference.stream_digest import StreamDigest
-from sockspec.transport import Address, StreamEnd, connect, send_all
+from sockspec.transport import Address, StreamEnd, TcpAddress, connect, send_all
 
 # After Content-Length bytes, read at most this much more before giving up on EOF.
 EXCESS_READ_LIMIT = 64 * 1024
@@ -88,10 +88,35 @@ class HttpResponse:
         )
 
 
-def build_get_request(path: str, host: str | None = None) -> bytes:
+# Over a Unix socket there is no host to name: curl --unix-socket with
+# http://localhost/... sends "Host: localhost", and so do we.
+UNIX_HOST = "localhost"
+
+
+def host_header(address: Address) -> str:
+    """The Host value a real client sends for ``address``, as curl does for the URL it
+    was given: ``127.0.0.1:PORT`` over tcp, ``[::1]:PORT`` over tcp6, ``localhost``
+    over a Unix socket."""
+    return address.hostport if isinstance(address, TcpAddress) else UNIX_HOST
+
+
+def peer_host_header(sock: socket.socket) -> str:
+    """``host_header`` of the address ``sock`` is connected to."""
+    if sock.family == socket.AF_UNIX:
+        return UNIX_HOST
+    host, port = sock.getpeername()[:2]
+    return TcpAddress(host, port).hostport
+
+
+def build_get_request(path: str, *, host: str | None) -> bytes:
+    """``GET path HTTP/1.0`` with ``Host: host``: every request carries one, as real
+    clients' do (``host_header``). ``host=None`` leaves it out, for the one kind of
+    scenario whose subject is a request without Host."""
     if not path or any(c in path for c in " \r\n\t\0"):
         raise UsageError(f"request path {path!r} is empty or contains whitespace/NUL")
-    host_line = f"Host: {host}\r\n" if host else ""
+    if host is not None and (not host or any(c in host for c in " \r\n\t\0")):
+        raise UsageError(f"Host {host!r} is empty or contains whitespace/NUL")
+    host_line = f"Host: {host}\r\n" if host is not None else ""
     return f"GET {path} HTTP/1.0\r\n{host_line}\r\n".encode("latin-1")
 
 
@@ -113,12 +138,13 @@ def fetch(
     of the reused buffer (consume it at once, e.g. ``file.write``). With
     ``await_close`` we keep reading after Content-Length to see how the server
     ends the stream and whether it sends extra bytes; otherwise end is LIMIT.
+    The request carries ``Host: host``, by default ``host_header(address)``.
 
     Raises ConnectError, PeerError (no complete head) or MalformedResponse; a
     short or reset body is reported in the result, not raised (see ``download``).
     """
     target = resolve_target(address)
-    request = build_get_request(path, host)
+    request = build_get_request(path, host=host if host is not None else host_header(target))
     started = time.perf_counter()
     clock = InactivityClock(timeout, deadline_s, started)
     view = memoryview(bytearray(RECV_BUFFER_BYTES))

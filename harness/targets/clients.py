@@ -203,6 +203,10 @@ def parse_client_table(table: dict, where: str, cwd: str, source: str) -> Client
     name = check_name(table, where)
     where = f"{where} ({name!r})"
     profile = check_profile(table, where)
+    if "thresholds" in table:
+        # Thresholds judge measurement figures; every measurement family judges servers.
+        raise TargetConfigError(f"{where}: key 'thresholds' applies to [[server]] tables only: "
+                                "no client scenario measures a figure")
     argvs = {key: parse_argv(table, key, where) for key in ("tcp", "unix")}
     if argvs["tcp"] is None and argvs["unix"] is None:
         raise TargetConfigError(f"{where}: needs a 'tcp' or a 'unix' command (an argv list)")

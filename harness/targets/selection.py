@@ -7,12 +7,18 @@ refuse the same options with the same one-line messages.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
 
-from sockspec.catalogue import DEFAULT_TIME_LIMIT, ScenarioSpec
-from sockspec.errors import UsageError
+from sockspec.catalogue import (
+    DEFAULT_TIME_LIMIT,
+    ScenarioSpec,
+    catalogue_measures,
+    load_catalogue,
+)
+from sockspec.errors import TargetConfigError, UsageError
 from sockspec.targets.clients import (
     ClientTarget,
     adhoc_client_target,
@@ -26,6 +32,7 @@ from sockspec.targets.servers import (
     builtin_targets,
     connect_target,
 )
+from sockspec.thresholds import Threshold, parse_cli_thresholds, resolve_names
 
 # A server not accepting after this long could not finish a scenario anyway (the
 # default time limit of a whole scenario).
@@ -80,6 +87,9 @@ class Selection:
     clients: list[ClientTarget] = field(default_factory=list)  # clients under test
     # Warnings about the targets file (unknown keys): the caller prints them once.
     warnings: tuple[str, ...] = ()
+    # --threshold: the user's thresholds for every server of the run (they replace a
+    # target's own for the same metric, which replace the defaults).
+    thresholds: tuple[Threshold, ...] = ()
 
 
 def build_selection(
@@ -95,6 +105,8 @@ def build_selection(
     root: str | None = None,
     allow_remote: bool = False,
     client_cmd: str | None = None,
+    thresholds: list[str] | tuple[str, ...] = (),
+    catalogue: list[ScenarioSpec] | None = None,
 ) -> Selection:
     """Resolve options to servers and clients; the references when nothing is named.
 
@@ -114,7 +126,15 @@ def build_selection(
         raise UsageError("--root only applies to --connect")
     from_file = load_target_file(targets_file, allow_remote=allow_remote) if targets_file \
         else None
-    file_servers = from_file.servers if from_file else []
+    # Threshold names are checked against the measures the run's families declare (the
+    # built-in catalogue unless the caller knows the run's scenarios).
+    measures = {}
+    if thresholds or any(t.thresholds for t in (from_file.servers if from_file else [])):
+        measures = catalogue_measures(load_catalogue() if catalogue is None else catalogue)
+    cli_thresholds = resolve_names(parse_cli_thresholds(thresholds), measures, UsageError)
+    file_servers = [dataclasses.replace(t, thresholds=resolve_names(
+        t.thresholds, measures, TargetConfigError)) for t in (from_file.servers if from_file
+                                                              else [])]
     file_clients = from_file.clients if from_file else []
     adhoc = [adhoc_target(server_cmd, profile, cwd)] if server_cmd else []
     if connect:
@@ -151,6 +171,7 @@ def build_selection(
         scenarios=frozenset(scenarios),
         clients=clients,
         warnings=from_file.warnings if from_file else (),
+        thresholds=cli_thresholds,
     )
 
 

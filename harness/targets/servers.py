@@ -6,11 +6,12 @@ templates, and an optional ``ipv6`` flag. Unknown keys are ignored so that
 newer files still load, with one warning per key naming the closest known key
 (``UnknownKeys``); anything wrong in a known key names the file, the table and
 the key. The same file may declare clients under test as
-``[[client]]`` tables: harness/client_targets.py parses those.
+``[[client]]`` tables: harness/targets/clients.py parses those.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import shlex
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from sockspec.errors import AddressError, TargetConfigError, UsageError
 from sockspec.targets import PROFILES, TRANSPORTS  # noqa: F401 (TRANSPORTS re-exported)
+from sockspec.thresholds import Threshold, parse_threshold_table
 from sockspec.transport import Address, parse_address
 
 TRANSPORT_HOSTS = {"tcp": "127.0.0.1", "tcp6": "::1"}
@@ -31,7 +33,7 @@ NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 
 # The keys the targets file knows; any other is ignored with a warning.
 TOP_LEVEL_KEYS = ("server", "client")
-SERVER_KEYS = ("name", "profile", "tcp", "unix", "ipv6", "connect", "root")
+SERVER_KEYS = ("name", "profile", "tcp", "unix", "ipv6", "connect", "root", "thresholds")
 
 
 class UnknownKeys:
@@ -117,6 +119,9 @@ class Target(ArgvTemplates):
     source: str
     connect: Address | None = None   # a server already running: never started or stopped
     root: str | None = None          # its document root (http), which the harness fills
+    # The user's thresholds for this server's measurement figures ([server.thresholds]);
+    # names are checked against the catalogue by sockspec.targets.selection.
+    thresholds: tuple[Threshold, ...] = ()
 
     kind = "server"
 
@@ -269,8 +274,11 @@ def _parse_server_table(
     name = check_name(table, where)
     where = f"{where} ({name!r})"
     profile = check_profile(table, where)
+    thresholds = (parse_threshold_table(table["thresholds"], where) if "thresholds" in table
+                  else ())
     if "connect" in table:
-        return _parse_connect_table(table, where, cwd, source, name, profile, allow_remote)
+        target = _parse_connect_table(table, where, cwd, source, name, profile, allow_remote)
+        return dataclasses.replace(target, thresholds=thresholds)
     argvs = {key: parse_argv(table, key, where) for key in ("tcp", "unix")}
     if argvs["tcp"] is None and argvs["unix"] is None:
         raise TargetConfigError(
@@ -279,7 +287,8 @@ def _parse_server_table(
     ipv6 = table.get("ipv6", False)
     if not isinstance(ipv6, bool):
         raise TargetConfigError(f"{where}: key 'ipv6' must be true or false, got {ipv6!r}")
-    target = Target(name, profile, argvs["tcp"], argvs["unix"], ipv6, cwd, source)
+    target = Target(name, profile, argvs["tcp"], argvs["unix"], ipv6, cwd, source,
+                    thresholds=thresholds)
     problem = _template_problem(target)
     if problem:
         raise TargetConfigError(f"{where}: {problem}")

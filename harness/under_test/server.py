@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sockspec.errors import ServerStartError, SockspecError
 from sockspec.preparing import write_file, write_sparse_file
@@ -24,6 +26,9 @@ from sockspec.process import (
 from sockspec.targets.servers import TRANSPORT_HOSTS, Target, placeholder_values, render_argv
 from sockspec.transport import Address, TcpAddress, UnixAddress
 from sockspec.under_test.ports import PortAllocator, make_socket_dir, remove_socket_dir
+
+if TYPE_CHECKING:
+    from sockspec.isolate import Isolation
 
 ACCEPT_CHECK_TIMEOUT = 1.0
 PORT_ATTEMPTS = 3
@@ -244,6 +249,8 @@ class ServerPool:
 
     allocator: PortAllocator
     policy: StartPolicy
+    # --isolate: each managed target's servers start, run and stop in its own namespace.
+    isolation: Isolation | None = None
     _shared: dict[tuple[str, str], ServerUnderTest] = field(default_factory=dict)
     # Stop reports of shared servers not yet handed to an item (take_stop_reports()).
     _unreported: list[StopReport] = field(default_factory=list)
@@ -261,12 +268,20 @@ class ServerPool:
     def fresh(self, target: Target, transport: str) -> ServerUnderTest:
         if not target.managed:
             return attach_server(target, self.policy)
-        return start_server(target, transport, self.allocator, self.policy)
+        with self.inside(target):
+            return start_server(target, transport, self.allocator, self.policy)
+
+    def inside(self, target: Target) -> AbstractContextManager[object]:
+        """The calling thread in ``target``'s namespace under --isolate; else nothing."""
+        if self.isolation is None or not target.managed:
+            return nullcontext()
+        return self.isolation.entered(target.name)
 
     def stop_all(self) -> list[StopReport]:
         """Stop every shared server; return every stop report not taken yet."""
         for server in self._shared.values():
-            self._keep(server.stop())
+            with self.inside(server.target):
+                self._keep(server.stop())
         self._shared.clear()
         return self.take_stop_reports()
 

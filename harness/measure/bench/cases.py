@@ -26,6 +26,7 @@ from sockspec.measure.native_loop import resolve_engine
 from sockspec.measure.sockets import pinned
 from sockspec.measure.throughput import write_pattern_file
 from sockspec.process import tcp_port_listened
+from sockspec.reference.http_fetch import build_get_request, host_header
 from sockspec.transport import TcpAddress
 from sockspec.under_test.ports import PortAllocator
 
@@ -242,7 +243,8 @@ def sendfile_throughput(ctx: BenchContext) -> Comparison:
 
     def reference_gbs() -> float:
         with pinned((PIN_CPU,)):
-            got, seconds = receive_all(py_address, b"GET /bench.bin HTTP/1.0\r\n\r\n")
+            got, seconds = receive_all(
+                py_address, build_get_request("/bench.bin", host=host_header(py_address)))
         if got != FILE_BYTES:
             raise baselines.BenchError(f"reference http sent {got} of {FILE_BYTES} bytes")
         return got / seconds / 1e9

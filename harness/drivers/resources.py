@@ -1,0 +1,132 @@
+"""What a server under test holds and burns, read from /proc: CPU time, descriptors,
+CLOSE_WAIT sockets; and its descriptor limit, lowered with prlimit().
+
+For the scarce-resource families (fd-exhaustion, close-wait). Every function
+takes the server's pids (ServerProcess.group_pids()); a pid that has exited
+meanwhile counts as nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from sockspec.drivers.load import TCP_STATE_NAMES
+from sockspec.errors import SockspecError
+from sockspec.transport import Address, TcpAddress, abort, connect
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes, all their threads included.
+
+    /proc/PID/stat fields 14 and 15 (utime, stime) in clock ticks, counted after
+    the command name, which may itself hold spaces and parentheses.
+    """
+    total = 0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = text.rpartition(")")[2].split()
+        try:
+            total += int(fields[11]) + int(fields[12])
+        except (IndexError, ValueError):
+            continue
+    return total / CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class LoweredLimit:
+    pid: int
+    soft: int
+    before: tuple[int, int]
+
+
+def lower_fd_limit(pids: list[int], headroom: int) -> list[LoweredLimit]:
+    """Set each process's soft RLIMIT_NOFILE to what it holds now plus ``headroom``.
+
+    The hard limit stays: a server that raises its own soft limit (as it should
+    at start-up) has done so already; lowering it now is the test.
+    """
+    lowered = []
+    for pid in pids:
+        try:
+            held = len(os.listdir(f"/proc/{pid}/fd"))
+            before = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+            soft = min(held + headroom, before[1]) if before[1] != resource.RLIM_INFINITY \
+                else held + headroom
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, before[1]))
+        except (OSError, ValueError):
+            continue  # it exited meanwhile
+        lowered.append(LoweredLimit(pid, soft, before))
+    return lowered
+
+
+def socket_inodes(pids: list[int]) -> set[str]:
+    """Inodes of every socket these processes hold a descriptor for."""
+    found = set()
+    for pid in pids:
+        try:
+            names = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for name in names:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{name}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                found.add(link[len("socket:["):-1])
+    return found
+
+
+def tcp_states_of_server(pids: list[int], port: int) -> dict[str, int]:
+    """States of the TCP sockets with local port ``port``, in the server's own namespace.
+
+    Read from /proc/PID/net/tcp{,6} of the server's first live process, so a
+    server in a network namespace of its own (--isolate) is read where it runs.
+    """
+    for pid in pids:
+        states: dict[str, int] = {}
+        seen = False
+        for table in ("tcp", "tcp6"):
+            try:
+                lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+            except OSError:
+                continue
+            seen = True
+            for line in lines:
+                fields = line.split()
+                if int(fields[1].rpartition(":")[2], 16) == port:
+                    name = TCP_STATE_NAMES.get(fields[3], fields[3])
+                    states[name] = states.get(name, 0) + 1
+        if seen:
+            return states
+    return {}
+
+
+def open_idle(address: Address, count: int, timeout: float) -> tuple[list[socket.socket], list[str]]:
+    """Open ``count`` connections and send nothing; return them and the connect errors."""
+    held: list[socket.socket] = []
+    errors: list[str] = []
+    for _ in range(count):
+        try:
+            held.append(connect(address, timeout, nodelay=isinstance(address, TcpAddress)))
+        except (OSError, SockspecError) as exc:
+            errors.append(str(exc))
+    return held, errors
+
+
+def close_all(sockets: list[socket.socket], *, reset: bool = False) -> None:
+    for sock in sockets:
+        try:
+            abort(sock) if reset else sock.close()
+        except OSError:
+            sock.close()
+    sockets.clear()

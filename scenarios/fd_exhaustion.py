@@ -1,0 +1,126 @@
+"""fd-exhaustion: out of descriptors, the server neither spins nor exits, and recovers.
+
+When a server holds as many descriptors as RLIMIT_NOFILE allows, accept()
+fails with EMFILE while the connection stays in the accept queue: the
+listener stays readable, and a poll()/accept() loop that simply retries spins
+at 100 % CPU until a descriptor comes free (the bug libuv, bun, wai, ranch and
+nanomsg each fixed after users hit it). The scenario lowers the server's soft
+RLIMIT_NOFILE with prlimit() right after it started, holds more connections
+than it can then accept, measures the CPU time its processes burn while
+saturated (/proc/PID/stat utime + stime), and closes them again.
+"""
+
+import time
+
+from sockspec.catalogue import Family, scenario
+from sockspec.drivers.load import probe_service, settle_count
+from sockspec.drivers.resources import close_all, cpu_seconds, lower_fd_limit, open_idle
+from sockspec.verdict import MUST, expect
+
+FD_EXHAUSTION = Family(
+    name="fd-exhaustion",
+    behaviour="out of descriptors, the server does not spin or exit, and serves again "
+    "once connections close",
+    hint="when accept() fails with EMFILE or ENFILE the connection stays queued and the "
+    "listener stays readable: never retry at once (a poll/accept loop spins at 100 % CPU). "
+    "Back off (stop polling the listener for ~100 ms), or keep one spare descriptor (close "
+    "it, accept() and close() the pending connection, open it again); raise the soft "
+    "RLIMIT_NOFILE with setrlimit() at start-up",
+)
+
+# Descriptors each server process may open beyond those it holds when the limit is lowered.
+HEADROOM = 16
+# Connections beyond what the headroom allows: these wait in the accept queue.
+EXTRA_CONNECTIONS = 24
+CONNECT_TIMEOUT = 5.0
+SETTLE_STABLE_S = 0.3
+SETTLE_TIMEOUT = 5.0
+SATURATED_S = 2.0
+# A server waiting for a descriptor burns next to nothing; one retrying accept() in a
+# loop burns a whole CPU. 30 % of one CPU leaves room for a busy machine's noise.
+CPU_LIMIT = 0.30
+PROBE_TIMEOUT = 5.0
+RECOVERY_TIMEOUT = 10.0
+
+
+def _exhaust(server, metrics) -> None:
+    warm_up = probe_service(server, PROBE_TIMEOUT)
+    expect(warm_up.ok, "the server did not serve a first request", probe=warm_up.detail)
+    pids = server.process.group_pids()
+    lowered = lower_fd_limit(pids, HEADROOM)
+    expect(bool(lowered), "the server's processes exited before their limit could be lowered")
+    limits = ", ".join(f"pid {x.pid}: soft {x.before[0]} -> {x.soft}" for x in lowered)
+    wanted = HEADROOM * len(lowered) + EXTRA_CONNECTIONS
+    held, connect_errors = open_idle(server.address, wanted, CONNECT_TIMEOUT)
+    try:
+        saturated = settle_count(server.fd_count, at_most=None, stable_for=SETTLE_STABLE_S,
+                                 timeout=SETTLE_TIMEOUT)
+        pids = server.process.group_pids()
+        started, cpu_before = time.monotonic(), cpu_seconds(pids)
+        time.sleep(SATURATED_S)
+        burned = cpu_seconds(pids) - cpu_before
+        wall = time.monotonic() - started
+        alive_while_saturated = server.alive() and server.process.exit_status() is None
+    finally:
+        held_count = len(held)
+        close_all(held)
+    share = burned / wall
+    metrics.record("cpu_share_while_saturated", share)
+    metrics.record("descriptors_while_saturated", saturated.value)
+    facts = dict(
+        rlimit_nofile=limits,
+        connections_held=f"{held_count} of {wanted}"
+        + (f"; connect failed {len(connect_errors)} times, first: {connect_errors[0]}"
+           if connect_errors else ""),
+        server_descriptors_while_saturated=f"{saturated.value} ({saturated.how})",
+        cpu_while_saturated=f"{burned:.2f} s of CPU in {wall:.2f} s "
+        f"({share:.0%} of one CPU; limit {CPU_LIMIT:.0%})",
+    )
+    expect(share < CPU_LIMIT,
+           f"the server burned {share:.0%} of a CPU while out of descriptors "
+           f"(it retries accept() without waiting)", **facts)
+    expect(alive_while_saturated, "the server exited when it ran out of descriptors", **facts)
+    deadline = time.monotonic() + RECOVERY_TIMEOUT
+    while True:
+        probe = probe_service(server, PROBE_TIMEOUT)
+        if probe.ok or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    metrics.record("recovery_probe_s", probe.elapsed_s)
+    expect(probe.ok, "the server did not serve a new client after the connections that "
+           "exhausted its descriptors were closed", probe=probe.detail,
+           server_alive=server.alive(), **facts)
+
+
+@scenario(FD_EXHAUSTION, profiles=("echo",), fresh_server=True,
+          level=MUST,
+          reason="POSIX accept() fails with EMFILE and leaves the connection queued: a "
+          "server that exits or retries at once (100 % CPU) denies service")
+def test_fd_exhaustion_echo(server, metrics):
+    """Out of descriptors, the server burns under 30 % of a CPU, lives, and serves again.
+
+    Trigger: the server's soft RLIMIT_NOFILE is lowered (prlimit) to the
+    descriptors it holds plus 16; 16 + 24 idle connections are opened and held
+    for 2 s, then closed.
+    Verdict: its processes use under 30 % of one CPU (utime + stime) while
+    saturated, it does not exit, and an echo on a new connection comes back
+    within 10 s of the close.
+    """
+    _exhaust(server, metrics)
+
+
+@scenario(FD_EXHAUSTION, profiles=("http",), fresh_server=True,
+          level=MUST,
+          reason="POSIX accept() fails with EMFILE and leaves the connection queued: a "
+          "server that exits or retries at once (100 % CPU) denies service")
+def test_fd_exhaustion_http(server, metrics):
+    """Out of descriptors, the server burns under 30 % of a CPU, lives, and serves again.
+
+    Trigger: the server's soft RLIMIT_NOFILE is lowered (prlimit) to the
+    descriptors it holds plus 16; 16 + 24 idle connections are opened and held
+    for 2 s, then closed.
+    Verdict: its processes use under 30 % of one CPU (utime + stime) while
+    saturated, it does not exit, and a GET on a new connection gets its file
+    within 10 s of the close.
+    """
+    _exhaust(server, metrics)
