@@ -9,10 +9,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
-from sockspec_runner import PROJECT, faulty_programs, run_sockspec, server_cmd
+from sockspec_runner import PROJECT, run_sockspec, server_cmd
 
 from sockspec.liveness import NEVER_ACCEPTS, NO_ANSWER, Liveness, probe
 from sockspec.plugin.session import summary_lines
@@ -315,20 +314,5 @@ def test_a_server_that_never_reads_takes_the_short_path_and_every_family_gets_a_
     assert (cause["cause"], cause["fix_first"]) == ("no-answer", "basic")
 
 
-def _first_transport(defect) -> str:
-    return "tcp" if "tcp" in defect.transports else defect.transports[0]
-
-
-@pytest.mark.selftest
-@pytest.mark.parametrize("path, defect", [
-    pytest.param(path, defect, id=name) for name, path, defect in faulty_programs("server")])
-def test_faulty_server_comes_out_with_its_own_family_as_the_first_cause(path: Path, defect):
-    transport = _first_transport(defect)
-    # Every level required (as tests/test_faulty_servers.py does): a SHOULD or a
-    # measurement family's defect fails instead of warning, so it has a cause.
-    outcome = run_sockspec(*server_cmd(path, defect.profile, transport),
-                           "--transport", transport, required=True)
-    assert outcome.document is not None, outcome.stderr[-2000:]
-    causes = outcome.document["causes"]
-    assert causes, f"{path.name}: no cause recorded"
-    assert causes[0]["fix_first"] == defect.family, causes
+# Each faulty server comes out with its own family as the first cause: checked in
+# tests/test_faulty_servers.py on the run that proves its family (no second run).

@@ -56,3 +56,9 @@ def test_faulty_server_fails_its_family_only(path, defect, transport):
                          for r in outcome.results() if r["outcome"] in ("failed", "error")
                          and r["family"] not in allowed})
     assert not unexpected, f"{path.name} also failed: {unexpected}"
+    if transport == ("tcp" if "tcp" in defect.transports else defect.transports[0]):
+        # Root causes (issue 18): the defect's own family is the one to fix first.
+        # Judged from this same run, on one transport per server (as it always was).
+        causes = outcome.document["causes"]
+        assert causes, f"{path.name}: no cause recorded"
+        assert causes[0]["fix_first"] == defect.family, causes
