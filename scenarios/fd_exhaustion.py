@@ -35,7 +35,7 @@ EXTRA_CONNECTIONS = 24
 CONNECT_TIMEOUT = 5.0
 SETTLE_STABLE_S = 0.3
 SETTLE_TIMEOUT = 5.0
-SATURATED_S = 2.0
+SATURATED_S = 1.0
 # A server waiting for a descriptor burns next to nothing; one retrying accept() in a
 # loop burns a whole CPU. 30 % of one CPU leaves room for a busy machine's noise.
 CPU_LIMIT = 0.30

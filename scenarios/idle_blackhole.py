@@ -35,7 +35,7 @@ CONNECT_TIMEOUT = 5.0
 OTHER_CLIENT_LIMIT_S = 2.0
 # How long the silent connection is watched for the server's idle timeout (a server
 # with none, or with a longer one, is not at fault: the timeout is only reported).
-IDLE_WATCH_S = 3.0
+IDLE_WATCH_S = 1.5
 
 ECHO_HALF = b"idle-blackhole: the first half of a line, and then noth"
 HTTP_HALF = b"GET /idle-blackhole.txt HTTP/1.0\r\nHost: sockspec\r\nUser-Ag"
