@@ -101,7 +101,7 @@ def test_fd_exhaustion_echo(server, metrics):
 
     Trigger: the server's soft RLIMIT_NOFILE is lowered (prlimit) to the
     descriptors it holds plus 16; 16 + 24 idle connections are opened and held
-    for 2 s, then closed.
+    for 1 s, then closed.
     Verdict: its processes use under 30 % of one CPU (utime + stime) while
     saturated, it does not exit, and an echo on a new connection comes back
     within 10 s of the close.
@@ -118,7 +118,7 @@ def test_fd_exhaustion_http(server, metrics):
 
     Trigger: the server's soft RLIMIT_NOFILE is lowered (prlimit) to the
     descriptors it holds plus 16; 16 + 24 idle connections are opened and held
-    for 2 s, then closed.
+    for 1 s, then closed.
     Verdict: its processes use under 30 % of one CPU (utime + stime) while
     saturated, it does not exit, and a GET on a new connection gets its file
     within 10 s of the close.
