@@ -31,12 +31,13 @@ def _export(module: str, *names: str) -> None:
 
 # Declaring scenarios and families
 _export("sockspec.catalogue", "Family", "Chart", "ScenarioSpec", "scenario", "client_scenario",
-        "DEFAULT_TIME_LIMIT", "Metrics")
+        "DEFAULT_TIME_LIMIT", "Metrics", "DECLARED")
 # Verdicts
 _export("sockspec.verdict", "ScenarioFailed", "expect", "fail", "expect_same_bytes",
         "first_difference", "excerpt", "MUST", "SHOULD", "INFO")
 _export("sockspec.verdict.client", "ExpectedOutput", "expect_success", "expect_failure_reported",
-        "expect_finished_by", "expect_message_on_failure")
+        "expect_finished_by", "expect_message_on_failure", "expect_declared_success",
+        "expect_declared_failure", "expect_requests_declared")
 # Errors a scenario raises or catches
 _export("sockspec.errors", "SockspecError", "PeerError", "ServerStartError", "HarnessError")
 # The harness's own file work (a failure there is the harness's trouble: error, no hint).
@@ -58,10 +59,28 @@ _export("sockspec.drivers.streams", "LatencySummary", "PacedSink", "echo_many_at
         "limit_receive_buffer", "parse_small_response", "printable_payload", "read_in_bursts",
         "send_in_pieces", "send_with_fin", "start_stalled_download")
 _export("sockspec.drivers.wire", "wire_session")
+# Declared protocols ([[protocol]]): the generic correctness families' client side
+_export("sockspec.drivers.declared", "NotPrepared", "PacedSocket", "Ready", "Tried",
+        "binary_payload", "close_at_once", "exchange_then_leave", "half_request_then_reset",
+        "keeps_connection", "large_values", "leave_while_reply_owed", "new_conversation",
+        "ready_for", "reset_at_once", "run_exchanges", "send_split", "try_all",
+        "try_exchange", "wire_of")
+# ... and the measurement and wire-level families' (proto_measure, proto_wire)
+_export("sockspec.drivers.declared", "declared_connection_rate", "declared_ping_pong",
+        "declared_throughput", "describe_exchange", "exchange_then_close",
+        "fill_with_requests", "fixed_exchange", "hold_declared", "judge_wire_reply",
+        "reply_arrived", "wire_request")
+# Declared protocols themselves: the declaration (README, "Testing your own protocol")
+# and a client's side of its exchanges over a socket
+_export("sockspec.protocol.declared", "Exchange", "Framing", "Protocol", "ProtocolError",
+        "load_protocol_file", "parse_protocols")
+_export("sockspec.protocol.conversation", "Conversation", "FrameReader", "Outcome",
+        "sequence_values")
 _export("sockspec.drivers.owed", "leave_while_echo_owed")
 _export("sockspec.drivers.closing", "connect_with_receive_buffer", "held_server",
         "wait_until_echo_written")
-_export("sockspec.drivers.resources", "close_all", "cpu_seconds", "lower_fd_limit", "open_idle",
+_export("sockspec.drivers.resources", "Busy", "close_all", "cpu_seconds", "lower_fd_limit",
+        "open_idle", "runnable", "sample_busy",
         "tcp_states_of_server")
 # The reference client's helpers
 _export("sockspec.reference.client", "echo_roundtrip", "fetch", "build_get_request",

@@ -25,6 +25,13 @@ from sockspec.targets import PROFILES, TRANSPORTS
 from sockspec.thresholds import Figures, Measure
 from sockspec.verdict import LEVELS, MUST, SHOULD
 
+# The profile of scenarios written for any declared protocol ([[protocol]]): they apply
+# to every server or client whose profile is a declared protocol meeting their needs.
+DECLARED = "declared"
+# What a generic scenario may need of a declaration (sockspec.protocol.declared.NEEDS).
+NEED_NAMES = ("exchange", "answers_after_fin", "keeps_connection", "concurrent", "binary",
+              "large_reply")
+
 CATALOGUE_PACKAGE = "sockspec.scenarios"
 # A safety net (pytest-timeout) over a scenario's own bounded waits: a scenario
 # that still runs after this long is stopped and reported as failed.
@@ -113,9 +120,24 @@ class ScenarioSpec:
     # The level of the scenario's checks that name none (MUST or SHOULD), and why.
     level: str = MUST
     reason: str = ""
+    # DECLARED scenarios: what the protocol's declaration must provide (NEED_NAMES).
+    needs: tuple[str, ...] = ()
 
     def applies_to(self, profile: str) -> bool:
-        return profile in self.profiles
+        """True for a built-in profile the scenario names, and for every declared
+        protocol when it is a DECLARED scenario (its needs decide whether it runs)."""
+        if profile in PROFILES:
+            return profile in self.profiles
+        return DECLARED in self.profiles
+
+    def unmet(self, target: object) -> str | None:
+        """Why the scenario cannot run on ``target``'s declared protocol (what to
+        declare), or None."""
+        protocol = getattr(target, "protocol", None)
+        if protocol is None or DECLARED not in self.profiles:
+            return None
+        missing = protocol.missing(self.needs)
+        return f"{self.id}: {missing}" if missing else None
 
     @property
     def builtin(self) -> bool:
@@ -134,6 +156,7 @@ def scenario(
     time_limit: float = DEFAULT_TIME_LIMIT,
     level: str = MUST,
     reason: str = "",
+    needs: tuple[str, ...] = (),
 ) -> Callable[[Callable], Callable]:
     """Declare a scenario.
 
@@ -147,9 +170,15 @@ def scenario(
     ``level``: MUST or SHOULD, the level of every check that names none
     (``expect(..., level=SHOULD)`` names its own); ``reason``: one line saying why,
     against the RFCs or common practice.
+    ``profiles=(DECLARED,)``: the scenario is written for any declared protocol (it
+    takes ``server.protocol``); ``needs``: what the declaration must provide
+    (NEED_NAMES), or the item is skipped saying what to declare.
     """
     if level not in LEVELS[:2]:
         raise ValueError(f"scenario level must be {MUST} or {SHOULD}, got {level!r}")
+    if set(needs) - set(NEED_NAMES):
+        raise ValueError(f"unknown needs {sorted(set(needs) - set(NEED_NAMES))}; "
+                         f"known: {', '.join(NEED_NAMES)}")
 
     def declare(func: Callable) -> Callable:
         name = func.__name__
@@ -158,7 +187,7 @@ def scenario(
         doc = (func.__doc__ or "").strip()
         if not doc:
             raise ValueError(f"scenario {name} needs a docstring stating the behaviour")
-        unknown = set(profiles) - set(PROFILES) | set(transports) - set(TRANSPORTS)
+        unknown = set(profiles) - {*PROFILES, DECLARED} | set(transports) - set(TRANSPORTS)
         if unknown:
             raise ValueError(f"scenario {name}: unknown profile or transport {sorted(unknown)}")
         func.__sockspec__ = ScenarioSpec(
@@ -176,6 +205,7 @@ def scenario(
             time_limit=time_limit,
             level=level,
             reason=reason,
+            needs=tuple(needs),
         )
         return func
 
@@ -194,6 +224,7 @@ def client_scenario(
     time_limit: float = DEFAULT_TIME_LIMIT,
     level: str = MUST,
     reason: str = "",
+    needs: tuple[str, ...] = (),
 ) -> Callable[[Callable], Callable]:
     """Declare a client scenario: it takes the ``client`` fixture and plays the server.
 
@@ -205,7 +236,7 @@ def client_scenario(
 
     def declare(func: Callable) -> Callable:
         scenario(family, profiles=profiles, transports=transports, not_on=not_on,
-                 time_limit=time_limit, level=level, reason=reason)(func)
+                 time_limit=time_limit, level=level, reason=reason, needs=needs)(func)
         func.__sockspec__ = dataclasses.replace(func.__sockspec__, kind="client")
         return func
 

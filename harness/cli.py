@@ -17,12 +17,13 @@ import os
 import sys
 from pathlib import Path
 
-from sockspec.catalogue import catalogue_directory, families, load_scenarios
+from sockspec.catalogue import catalogue_directory, families
 from sockspec.errors import SockspecError, UsageError
 from sockspec.measure.settings import check_environment as check_measurement_sizes
 from sockspec.plugin import options
 from sockspec.reports.outputs import OutputError, check_outputs
 from sockspec.reports.results import ResultsFormatError
+from sockspec.scenario_files.collect import load_all
 from sockspec.targets.clients import load_target_file
 from sockspec.targets.selection import build_selection, check_scenario_names, check_workers
 
@@ -49,7 +50,8 @@ def split_positionals(values: list[str]) -> tuple[list[str], list[str]]:
     and SCENARIO|FAMILY selectors."""
     paths, selectors = [], []
     for value in values:
-        looks_like_path = value.endswith(".py") or os.sep in value or os.path.exists(value)
+        looks_like_path = value.endswith((".py", ".sockspec")) or os.sep in value or \
+            os.path.exists(value)
         (paths if looks_like_path else selectors).append(value)
     for path in paths:
         if not os.path.exists(path):
@@ -63,7 +65,8 @@ def build_parser() -> ArgumentParser:
 
     run = commands.add_parser("run", help="run scenarios against targets (pytest underneath)")
     run.add_argument("selectors", nargs="*", metavar="PATH|SCENARIO|FAMILY",
-                     help="test modules or folders with your own scenarios, and scenario ids "
+                     help="test modules, scenario files (*.sockspec) or folders with your own "
+                     "scenarios, and scenario ids "
                      "or family names (default: the whole built-in catalogue)")
     options.add_cli_options(run)
     run.add_argument("--junitxml", metavar="PATH", help="write JUnit XML")
@@ -120,7 +123,7 @@ def command_run(args: argparse.Namespace) -> int:
     # when asked for (--with-catalogue).
     builtin = not paths or args.with_catalogue
     try:
-        specs = load_scenarios(paths, builtin=builtin)
+        specs = load_all(paths, builtin=builtin, scale=args.time_scale)  # + scenario files
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     check_scenario_names(selectors, specs)
@@ -132,7 +135,8 @@ def command_run(args: argparse.Namespace) -> int:
         server_cmd=args.server_cmd, profile=args.profile, scenarios=selectors,
         cwd=os.getcwd(), connect=args.connect, root=args.root,
         allow_remote=args.allow_remote, client_cmd=args.client_cmd,
-        thresholds=args.threshold, catalogue=specs,
+        thresholds=args.threshold, catalogue=specs, protocol_files=args.protocols,
+        toxic_specs=args.toxic, toxic_seed=args.toxic_seed,
     )
     if not selection.targets and not selection.clients:
         raise UsageError("no target selected")
@@ -189,7 +193,7 @@ def command_list(args: argparse.Namespace) -> int:
         if not os.path.exists(path):
             raise UsageError(f"no such file or folder: {path}")
     try:
-        specs = load_scenarios(args.paths, builtin=not args.no_catalogue)
+        specs = load_all(args.paths, builtin=not args.no_catalogue)  # + scenario files
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.kind:
@@ -243,6 +247,12 @@ def command_targets(args: argparse.Namespace) -> int:
 
     declared = load_target_file(args.file)
     print_warnings(declared.warnings)
+    protocols = {t.protocol.name: t.protocol for t in [*declared.servers, *declared.clients]
+                 if t.protocol is not None}
+    for protocol in protocols.values():
+        print(f"protocol {protocol.name}  framing: {protocol.framing.describe()}  "
+              f"exchanges: {', '.join(e.name for e in protocol.exchanges)}  "
+              f"({protocol.source}:{protocol.line})")
     measures = catalogue_measures(load_catalogue())
     thresholds = [resolve_names(t.thresholds, measures, TargetConfigError)
                   for t in declared.servers]  # every name checked before anything is listed

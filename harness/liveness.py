@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from sockspec.drivers.load import PROBE_BODY, PROBE_FILE, PROBE_PAYLOAD
 from sockspec.errors import ConnectError, HarnessError, SockspecError
+from sockspec.protocol.conversation import first_request
 from sockspec.reference.http_fetch import build_get_request, host_header
 from sockspec.transport import connect, send_all
 from sockspec.under_test.server import ServerUnderTest
@@ -66,7 +67,10 @@ class Probe:
 
 
 def probe_request(server: ServerUnderTest) -> bytes:
-    """The basic exchange's request: a short echo, or a GET of a small file it just wrote."""
+    """The basic exchange's request: a short echo, a GET of a small file it just wrote, or
+    a declared protocol's first exchange."""
+    if server.protocol is not None:
+        return first_request(server.protocol)
     if server.profile == "echo":
         return PROBE_PAYLOAD
     server.put_file(PROBE_FILE, PROBE_BODY)

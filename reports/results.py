@@ -84,6 +84,9 @@ class ItemResult:
     # no_answer, short_path, ...) and the id of its root cause in "causes" ("" if none).
     facts: dict[str, object] = field(default_factory=dict)
     cause: str = ""
+    # The toxics between the harness and the program (sockspec.toxics): profile, spec,
+    # seed and each toxic's settings; {} when none.
+    toxics: dict[str, object] = field(default_factory=dict)
 
     def phase_record(self) -> dict:
         """This record as one pytest phase sends it to the controller (JSON-safe)."""
@@ -156,7 +159,7 @@ class ResultCollector:
         item.duration_s = round(item.duration_s + duration, 6)
         item.metrics.update(record.get("metrics") or {})
         item.facts.update(record.get("facts") or {})
-        for key in ("pcap", "packet_summary", "kind", "level", "thresholds"):
+        for key in ("pcap", "packet_summary", "kind", "level", "thresholds", "toxics"):
             if record.get(key):
                 setattr(item, key, record[key])
         if record.get("warning") and when == "call":

@@ -89,7 +89,8 @@ def normalise_results(document: dict) -> list[Item]:
             nodeid=_text(record, "nodeid"),
             target=_text(record, "target") or "(no target)",
             profile=_text(record, "profile"),
-            transport=_text(record, "transport") or "(none)",
+            # Under toxics (sockspec.toxics) a transport's column is split by profile.
+            transport=(_text(record, "transport") or "(none)") + _toxics_suffix(record),
             scenario=_text(record, "scenario") or _text(record, "nodeid"),
             family=_text(record, "family") or "(no family)",
             description=_text(record, "description"),
@@ -106,6 +107,13 @@ def normalise_results(document: dict) -> list[Item]:
             level=_text(record, "level"),
         ))
     return items
+
+
+def _toxics_suffix(record: dict) -> str:
+    """"/PROFILE" for an item run under toxics ("tcp/slow-link"), else ""."""
+    toxics = record.get("toxics")
+    profile = toxics.get("profile") if isinstance(toxics, dict) else None
+    return f"/{profile}" if isinstance(profile, str) and profile else ""
 
 
 def warning_items(items: list[Item]) -> list[Item]:

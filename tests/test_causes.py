@@ -197,6 +197,7 @@ class StubServer:
     not managed, like --connect)."""
 
     profile = "echo"
+    protocol = None      # a built-in profile, not a declared protocol
     managed_process = None
 
     def __init__(self, address: TcpAddress) -> None:

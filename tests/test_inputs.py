@@ -103,7 +103,7 @@ timeout = 5
 """
 
 EXPECTED_WARNINGS = [
-    "top level: unknown key 'verbose' ignored; known: server, client",
+    "top level: unknown key 'verbose' ignored; known: server, client, protocol, protocols, toxic",
     "top level: unknown key 'servers' ignored; did you mean 'server'?",
     "[[server]] #1 ('srv'): unknown key 'ipv66' ignored; did you mean 'ipv6'?",
     "[[client]] #1 ('c1'): unknown key 'timeout' ignored; did you mean 'timeout_s'?",

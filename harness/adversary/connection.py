@@ -17,7 +17,7 @@ import struct
 import termios
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sockspec.adversary.plan import Dribble, Ending, FileBody, Plan, head_without_length
 from sockspec.protocol import http
@@ -46,6 +46,11 @@ class ConnectionLog:
     client_end: str = ""                # how the client's side ended: FIN, RST, ...
     client_end_at: float | None = None
     error: str = ""
+    # Declared protocols: a request the declaration does not allow (evidence against the
+    # client or the declaration), the reply bytes owed, and the reply payloads sent whole.
+    problem: str = ""
+    owed: int = 0
+    replies: list[bytes] = field(default_factory=list)
 
     def describe(self, origin: float) -> str:
         def at(moment: float | None) -> str:
@@ -61,6 +66,8 @@ class ConnectionLog:
             text += f"; client side ended by {self.client_end}{at(self.client_end_at)}"
         if self.error:
             text += f"; {self.error}"
+        if self.problem:
+            text += f"; {self.problem}"
         return text
 
 
@@ -71,21 +78,25 @@ class Sender:
                  stop: threading.Event) -> None:
         self._conn, self._plan, self._log, self._stop = conn, plan, log, stop
         self._counted = 0
+        self.limit = plan.stop_after
         if plan.dribble and conn.family != socket.AF_UNIX:
             # Nagle would hold each 1-byte segment back until the previous one is ACKed.
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     @property
     def cut_reached(self) -> bool:
-        limit = self._plan.stop_after
-        return limit is not None and self._counted >= limit
+        return self.limit is not None and self._counted >= self.limit
+
+    def cut_after(self, more: int) -> None:
+        """Send only ``more`` further counted bytes (a declared reply cut part-way)."""
+        self.limit = self._counted + more
 
     def send_head(self, data: bytes) -> None:
         """Bytes that do not count towards stop_after (an http head)."""
         self._write(data)
 
     def send(self, data: bytes | memoryview) -> None:
-        limit = self._plan.stop_after
+        limit = self.limit
         if limit is not None:
             data = data[:max(0, limit - self._counted)]
             self._log.cut = self._log.cut or self._counted + len(data) >= limit
@@ -126,7 +137,11 @@ def serve_connection(conn: socket.socket, plan: Plan, log: ConnectionLog,
     try:
         conn.settimeout(plan.hold_limit_s)
         sender = Sender(conn, plan, log, stop)
-        if plan.profile == "echo":
+        if plan.protocol is not None:
+            from sockspec.adversary.declared import serve_declared  # it imports this module
+
+            serve_declared(conn, plan, sender, log)
+        elif plan.profile == "echo":
             serve_echo(conn, plan, sender, log)
         else:
             serve_http(conn, plan, sender, log)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from sockspec.protocol.declared import Protocol
 from sockspec.targets.servers import PROFILES
 
 
@@ -57,7 +58,7 @@ Body = bytes | FileBody
 class Plan:
     """What the server does on every connection it accepts."""
 
-    profile: str                        # "echo" or "http"
+    profile: str                        # "echo", "http", or a declared protocol's name
     body: Body = b""                    # http: the body served for url_path
     url_path: str = "/"                 # http: the path the client must ask for (else 404)
     announce_length: bool = True        # http: send Content-Length (False: the body ends at FIN)
@@ -67,10 +68,24 @@ class Plan:
     echo_until: int | None = None       # echo: stop reading after this many bytes (no FIN wait)
     ending: Ending = Ending.CLOSE
     hold_limit_s: float = 30.0          # longest single wait on the client
+    # A declared protocol ([[protocol]], adversary/declared.py): requests are answered
+    # as declared; ``cut_reply`` N sends only the first half of reply N's first frame
+    # (N from 1), then ends as ``ending`` says (CLOSE: a short reply; RESET: a reset).
+    protocol: Protocol | None = None
+    cut_reply: int | None = None
 
     def __post_init__(self) -> None:
-        if self.profile not in PROFILES:
+        if self.protocol is not None:
+            if self.profile != self.protocol.name:
+                raise ValueError(f"a plan for {self.profile!r} with protocol "
+                                 f"{self.protocol.name!r}")
+            if self.stop_after is not None or self.echo_until is not None or self.body:
+                raise ValueError("a declared protocol's plan cuts a reply with cut_reply, "
+                                 "not stop_after, echo_until or body")
+        elif self.profile not in PROFILES:
             raise ValueError(f"unknown profile {self.profile!r}")
+        if self.cut_reply is not None and (self.protocol is None or self.cut_reply < 1):
+            raise ValueError("cut_reply is a reply number (from 1) of a declared protocol")
         if isinstance(self.body, FileBody) and (self.stop_after is not None or self.dribble):
             raise ValueError("a file body is sent whole with sendfile(): no stop_after, no dribble")
         if not self.url_path.startswith("/"):

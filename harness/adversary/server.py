@@ -114,6 +114,14 @@ class AdversaryServer:
         with self._lock:
             return list(self._logs)
 
+    def problems(self) -> list[str]:
+        """Declared protocols: the requests the declaration does not allow, one line each."""
+        return [log.problem for log in self.connections if log.problem]
+
+    def replies(self) -> list[bytes]:
+        """Declared protocols: every reply payload sent whole, connection by connection."""
+        return [reply for log in self.connections for reply in log.replies]
+
     def describe(self) -> str:
         """What the server did, for a verdict's evidence; times relative to start()."""
         lines = [f"the harness's server listened on {self.address} "

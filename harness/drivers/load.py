@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sockspec.drivers.streams import parse_small_response
 from sockspec.errors import HarnessError, SockspecError
+from sockspec.protocol.conversation import first_exchange
 from sockspec.reference.client import build_get_request, fetch, host_header
 from sockspec.transport import (
     Address,
@@ -63,7 +64,9 @@ def probe_service(server: ServerUnderTest, timeout: float) -> Probe:
     """
     started = time.perf_counter()
     try:
-        if server.profile == "echo":
+        if server.protocol is not None:
+            ok, detail = first_exchange(server.protocol, server.address, timeout)
+        elif server.profile == "echo":
             echo_then_close(server.address, PROBE_PAYLOAD, timeout)
             ok, detail = True, f"echo of {len(PROBE_PAYLOAD)} bytes came back"
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import resource
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,56 @@ def cpu_seconds(pids: list[int]) -> float:
         except (IndexError, ValueError):
             continue
     return total / CLOCK_TICKS
+
+
+def runnable(pids: list[int]) -> bool:
+    """True when a thread of these processes is running or waiting for a CPU (state R in
+    /proc/PID/task/TID/stat), False when every thread sleeps (blocked in a system call,
+    in a sleep) or the processes are gone."""
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            except OSError:
+                continue
+            if text.rpartition(")")[2].split()[:1] == ["R"]:
+                return True
+    return False
+
+
+@dataclass(frozen=True)
+class Busy:
+    """How often a server was found runnable in a window: samples taken and how many
+    found a thread running or waiting for a CPU, and the CPU seconds it burned."""
+
+    samples: int
+    runnable: int
+    cpu_s: float
+    wall_s: float
+
+    @property
+    def share(self) -> float:
+        return self.runnable / self.samples if self.samples else 0.0
+
+
+def sample_busy(pids: list[int], seconds: float, interval: float = 0.005) -> Busy:
+    """Sample, every ``interval`` for ``seconds``, whether the processes are runnable.
+
+    Unlike CPU time, this does not depend on how busy the machine is: a process that
+    retries a failing system call in a loop is runnable (R) at every sample whether
+    or not it gets a CPU, and one that waits is asleep (S) at every sample.
+    """
+    cpu_before, started = cpu_seconds(pids), time.monotonic()
+    samples = busy = 0
+    while time.monotonic() - started < seconds:
+        samples += 1
+        busy += runnable(pids)
+        time.sleep(interval)
+    return Busy(samples, busy, cpu_seconds(pids) - cpu_before, time.monotonic() - started)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,8 @@ def hold_concurrent(
     rss_sampler: Callable[[], int] | None = None,
     while_held: Callable[[HoldResult], None] | None = None,
     gateway_specs: Sequence[str] | None = None,
+    message: bytes = b"",
+    reply: bytes = b"",
 ) -> ConcurrentResult:
     """Hold ``n`` verified connections at once; sample the server's RSS while held.
 
@@ -90,13 +92,16 @@ def hold_concurrent(
     generator and ``in_process`` not False the connections live in this process;
     otherwise execnet generator processes are started (``gateway_specs``, default
     local ``popen``), started together, and their results merged.
+    ``message``/``reply``: what every connection sends and must get back (a declared
+    protocol's exchange); by default each sends its own echo token.
     """
     targets = [resolve_destination(d) for d in destinations]
     if not targets:
         raise ImpossibleLoad("at least one destination is needed")
     plan = plan_for(targets, n, generators)
     requests = [HoldRequest(tuple(str(t) for t in targets), share.count, share.first_index,
-                            share.sources, inflight, timeout_s) for share in plan.shares]
+                            share.sources, inflight, timeout_s, message=message, reply=reply)
+                for share in plan.shares]
     for request in requests:
         request.validate()
     before = rss_sampler() if rss_sampler else None

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 from sockspec.measure.histogram import LatencyHistogram
-from sockspec.measure.latency import message_for
+from sockspec.measure.latency import Exchange
 from sockspec.measure.native_loop import resolve_engine
 from sockspec.measure.plan import ImpossibleLoad, check_cpus, check_positive
 from sockspec.measure.sockets import (
@@ -106,30 +106,36 @@ class ConnRateResult:
         return text
 
 
-def run_connection_rate(address: str | Address, request: ConnRateRequest) -> ConnRateResult:
+def run_connection_rate(address: str | Address, request: ConnRateRequest,
+                        exchange: Exchange | None = None) -> ConnRateResult:
+    """``exchange``: what each connection sends and the reply it expects (a declared
+    protocol's request); by default an echo of ``request.payload_size`` bytes."""
     request.prepare()  # validated, and compiled before the clock starts
     target = resolve_destination(address)
+    exchange = exchange or Exchange.echo(request.payload_size)
+    if not exchange.message or not exchange.reply:
+        raise ImpossibleLoad("a connection-rate exchange needs a message and a reply")
     with pinned(request.cpus):
-        return _run(target, request)
+        return _run(target, request, exchange)
 
 
-def _run(target: Address, request: ConnRateRequest) -> ConnRateResult:
-    payload = message_for(request.payload_size)
+def _run(target: Address, request: ConnRateRequest, exchange: Exchange) -> ConnRateResult:
+    payload = exchange.message
     nodelay = isinstance(target, TcpAddress) and len(payload) > NAGLE_FREE_BYTES
     if resolve_engine(request.engine) == "native":
-        return _run_native(target, request, payload, nodelay)
-    return _run_python(target, request, payload, nodelay)
+        return _run_native(target, request, exchange, nodelay)
+    return _run_python(target, request, exchange, nodelay)
 
 
-def _run_native(target: Address, request: ConnRateRequest, payload: bytes, nodelay: bool
+def _run_native(target: Address, request: ConnRateRequest, exchange: Exchange, nodelay: bool
                 ) -> ConnRateResult:
     from sockspec.measure.native_connrate import run_native_connection_rate
 
     started = time.perf_counter_ns()
     run = run_native_connection_rate(
-        target, payload, request.timeout_s, nodelay, request.close_with_reset,
+        target, exchange.message, request.timeout_s, nodelay, request.close_with_reset,
         started + int(request.duration_s * 1e9), request.max_connections,
-        request.max_failures)
+        request.max_failures, reply=exchange.reply)
     elapsed = (time.perf_counter_ns() - started) / 1e9
     failures: dict[str, int] = {}
     for _, failure in run.failures:
@@ -145,9 +151,10 @@ def _run_native(target: Address, request: ConnRateRequest, payload: bytes, nodel
                           engine="native")
 
 
-def _run_python(target: Address, request: ConnRateRequest, payload: bytes, nodelay: bool
+def _run_python(target: Address, request: ConnRateRequest, exchange: Exchange, nodelay: bool
                 ) -> ConnRateResult:
-    size = len(payload)
+    payload, reply = exchange.message, exchange.reply
+    size = len(reply)
     buffer = bytearray(size)
     view = memoryview(buffer)
     family, sockaddr = target.family, target.sockaddr
@@ -178,7 +185,7 @@ def _run_python(target: Address, request: ConnRateRequest, payload: bytes, nodel
                 if not more:
                     raise _Ended(got, size)
                 got += more
-            if buffer != payload:
+            if buffer != reply:
                 raise _Ended(got, size, mismatch=True)
             if request.close_with_reset:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RST_LINGER)

@@ -53,6 +53,10 @@ class HoldRequest:
     inflight: int = 1000
     timeout_s: float = 30.0              # deadline for the whole setup and echo
     verify_echo: bool = True
+    # A declared protocol's request and the reply it expects, the same on every
+    # connection; empty: each connection's echo token (token_for).
+    message: bytes = b""
+    reply: bytes = b""
 
     def validate(self) -> None:
         if not self.destinations:
@@ -61,6 +65,8 @@ class HoldRequest:
             raise ImpossibleLoad(f"connection count must be at least 1, not {self.count}")
         if self.inflight < 1:
             raise ImpossibleLoad(f"in-flight connects must be at least 1, not {self.inflight}")
+        if bool(self.message) != bool(self.reply):
+            raise ImpossibleLoad("a request needs its reply (message and reply, or neither)")
         check_positive("timeout (seconds)", self.timeout_s)
 
 
@@ -202,7 +208,7 @@ class ConnectionHolder:
                         # Over loopback the handshake usually completes inside connect():
                         # send the token at once; EAGAIN means it is still in SYN_SENT.
                         try:
-                            sock.send(token_for(first + index))
+                            sock.send(self._message(first + index))
                         except BlockingIOError:
                             epoll.register(fd, select.EPOLLOUT)
                             continue
@@ -236,7 +242,7 @@ class ConnectionHolder:
                             continue
                         if verify:
                             try:
-                                sock.send(token_for(first + index))
+                                sock.send(self._message(first + index))
                             except OSError as exc:
                                 fail(index, failure_name(exc), "send() of the echo token")
                                 continue
@@ -265,10 +271,10 @@ class ConnectionHolder:
         The token usually arrives in one segment, but a server may echo it in pieces.
         """
         sock = self._socks[index]
-        token = token_for(self.request.first_index + index)
+        token = self.request.reply or token_for(self.request.first_index + index)
         so_far = self._partial.pop(index, b"")
         try:
-            data = so_far + sock.recv(TOKEN_BYTES - len(so_far))
+            data = so_far + sock.recv(len(token) - len(so_far))
         except BlockingIOError:
             if so_far:
                 self._partial[index] = so_far
@@ -276,7 +282,7 @@ class ConnectionHolder:
         except OSError as exc:
             fail(index, failure_name(exc), "recv() of the echo")
             return False
-        if data and data == token[:len(data)] and len(data) < TOKEN_BYTES:
+        if data and data == token[:len(data)] and len(data) < len(token):
             self._partial[index] = data
             return False if registered else None
         if registered:
@@ -290,6 +296,9 @@ class ConnectionHolder:
         else:
             fail(index, "mismatch", f"echo {data!r} != token {token!r}")
         return False
+
+    def _message(self, index: int) -> bytes:
+        return self.request.message or token_for(index)
 
     def held(self) -> int:
         return sum(1 for s in self._socks if s is not None)

@@ -70,9 +70,12 @@ def raw_sockaddr(address: Address) -> tuple[int, bytes]:
 
 def run_native_connection_rate(address: Address, payload: bytes, timeout_s: float,
                                nodelay: bool, close_with_reset: bool, end_ns: int,
-                               max_connections: int, max_failures: int) -> NativeConnRate:
+                               max_connections: int, max_failures: int,
+                               reply: bytes | None = None) -> NativeConnRate:
     """Connections until ``end_ns`` (CLOCK_MONOTONIC), ``max_connections`` attempts or
-    ``max_failures`` failures, whichever comes first."""
+    ``max_failures`` failures, whichever comes first. Each sends ``payload`` and expects
+    ``reply`` (default: the payload, an echo)."""
+    reply = payload if reply is None else reply
     import numpy as np
 
     loop = compile_native_connrate()
@@ -80,7 +83,8 @@ def run_native_connection_rate(address: Address, payload: bytes, timeout_s: floa
     raw_address = np.frombuffer(sockaddr, dtype=np.uint8).copy()
     timeval = np.array([int(timeout_s), int(timeout_s % 1 * 1e6)], dtype=np.int64)
     sent = np.frombuffer(payload, dtype=np.uint8).copy()
-    received = np.zeros(len(payload), dtype=np.uint8)
+    expected = np.frombuffer(reply, dtype=np.uint8).copy()
+    received = np.zeros(len(reply), dtype=np.uint8)
     samples = np.zeros(min(max_connections, SAMPLES_PER_CALL), dtype=np.int64)
     state = np.zeros(STATE_SLOTS, dtype=np.int64)
     state[FD] = -1
@@ -90,12 +94,12 @@ def run_native_connection_rate(address: Address, payload: bytes, timeout_s: floa
     try:
         while True:
             loop(family, raw_address, int(nodelay), int(close_with_reset), timeval, sent,
-                 received, samples, end_ns, max_connections, state, scratch)
+                 expected, received, samples, end_ns, max_connections, state, scratch)
             collected.extend(samples[:state[FILLED]].tolist())
             status = state[STATUS]
             if status == FAILED:
                 failures.append((int(state[ATTEMPTED]), _failure(
-                    int(state[STAGE]), int(state[ERRNO]), int(state[GOT]), len(payload))))
+                    int(state[STAGE]), int(state[ERRNO]), int(state[GOT]), len(reply))))
                 if len(failures) >= max_failures:
                     break
             elif status == DONE:
@@ -142,8 +146,8 @@ def compile_native_connrate():
         state[STATUS], state[STAGE], state[ERRNO] = status, stage, error
 
     @njit(nogil=True)
-    def loop(family, sockaddr, nodelay, reset, timeval, payload, received, samples, end_ns,
-             max_connections, state, scratch):
+    def loop(family, sockaddr, nodelay, reset, timeval, payload, expected, received, samples,
+             end_ns, max_connections, state, scratch):
         attempted, fd, phase = state[ATTEMPTED], state[FD], state[PHASE]
         sent, got, began = state[SENT], state[GOT], state[BEGAN_NS]
         filled, size = 0, payload.size
@@ -186,7 +190,7 @@ def compile_native_connrate():
             stage = CONNECT if phase == CONNECTING else SEND if sent < size else RECV
             if error == end_of_file:
                 stage = END_OF_FILE
-            elif error == 0 and differs(received, payload):
+            elif error == 0 and differs(received, expected):
                 stage, error = MISMATCH, mismatch
             if error:
                 c_close(fd)
@@ -203,6 +207,6 @@ def compile_native_connrate():
     state = np.zeros(STATE_SLOTS, dtype=np.int64)
     state[FD] = -1
     loop(socket.AF_INET, np.zeros(16, dtype=np.uint8), 0, 0, np.zeros(2, dtype=np.int64),
-         no_bytes, no_bytes, np.zeros(1, dtype=np.int64), 0, 0, state,
+         no_bytes, no_bytes, no_bytes, np.zeros(1, dtype=np.int64), 0, 0, state,
          np.zeros(2, dtype=np.int64))
     return loop

@@ -109,7 +109,12 @@ class CatalogueModule(pytest.Module):
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     """Every module of the built-in catalogue is collected, whatever its name; collecting
-    one activates sockspec."""
+    one activates sockspec. So is every scenario file (``*.sockspec``:
+    sockspec.scenario_files)."""
+    if file_path.suffix == ".sockspec":
+        from sockspec.scenario_files.collect import collect_file
+
+        return collect_file(file_path, parent)
     if file_path.suffix != ".py" or file_path.name.startswith("_"):
         return None
     if file_path.parent.resolve() != catalogue_directory():

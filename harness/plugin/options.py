@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sockspec.targets import PROFILES, TRANSPORTS
+from sockspec.targets import TRANSPORTS
 
 CAPTURE_MODES = ("failures", "all", "off")
 
@@ -24,6 +24,25 @@ def parse_ready_timeout(text: str) -> float:
     from sockspec.targets.selection import parse_ready_timeout as parse
 
     return parse(text)
+
+
+def parse_toxic_seed(text: str) -> int:
+    """``--toxic-seed N``: sockspec.toxics.spec.parse_seed, imported only when given."""
+    from sockspec.toxics.spec import parse_seed
+
+    return parse_seed(text)
+
+
+def parse_time_scale(text: str) -> float:
+    """``--time-scale F``: sockspec.scenario_files.steps.parse_time_scale, imported only
+    when the option is given."""
+    from sockspec.errors import UsageError
+    from sockspec.scenario_files.steps import parse_time_scale as parse
+
+    try:
+        return parse(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("the time scale ")) from None
 
 
 @dataclass(frozen=True)
@@ -70,17 +89,33 @@ OPTIONS: tuple[Option, ...] = (
         action="store_true",
         help="allow a --connect address outside loopback (load stays bounded)")),
     Option("--profile", "--profile", dict(
-        choices=list(PROFILES), help="profile of --server-cmd, --client-cmd or --connect")),
+        metavar="PROFILE", help="profile of --server-cmd, --client-cmd or --connect: "
+        "echo, http or a protocol of --protocols")),
+    Option("--protocols", "--protocols", dict(
+        action="append", default=[], metavar="FILE",
+        help="a file of [[protocol]] declarations for --profile (repeatable)"), path=True),
     Option("--scenario", None, dict(
         action="append", default=[], metavar="ID|FAMILY",
         help="run only this scenario or family (repeatable)")),
     Option("--ready-timeout", "--ready-timeout", dict(
         type=parse_ready_timeout, default=10.0, metavar="S",
         help="seconds a server may take to accept its first connection (default 10)")),
+    Option("--time-scale", "--time-scale", dict(
+        type=parse_time_scale, default=None, metavar="F",
+        help="multiply every timeout, pause and silence of scenario files by F (default: "
+        "SOCKSPEC_TIME_SCALE, else 1); for slow machines")),
     Option("--isolate", "--isolate", dict(
         action="store_true",
         help="start each server target in a network namespace of its own where only "
         "loopback exists (needs root and `ip`)")),
+    Option("--toxic", "--toxic", dict(
+        action="append", default=[], metavar="SPEC",
+        help="put toxics between the harness and each program under test, e.g. "
+        "latency:ms=50,jitter=10 or slow-link (repeatable: each is one more profile in "
+        "the matrix; replaces the targets file's [[toxic]] tables)")),
+    Option("--toxic-seed", "--toxic-seed", dict(
+        type=parse_toxic_seed, default=None, metavar="N",
+        help="seed of the toxics' random draws (default: derived from the toxics)")),
     # pytest has a --strict of its own (strict markers and config): ours is prefixed.
     Option("--sockspec-strict", "--strict", dict(
         action="store_true",

@@ -45,6 +45,7 @@ from sockspec.plugin.stash import (
     CAUSE_FACTS,
     CLIENT,
     EXTRA_PROPERTY,
+    FRONTS,
     NOTES,
     POOL,
     PROPERTY,
@@ -64,6 +65,7 @@ from sockspec.reports.results import (
 )
 from sockspec.targets.selection import Selection, build_selection, check_scenario_names
 from sockspec.thresholds import Figures
+from sockspec.toxics.applies import skip_reason as toxic_skip_reason
 from sockspec.under_test.ports import PortAllocator
 from sockspec.under_test.server import ServerPool, StartPolicy
 from sockspec.verdict import SHOULD, ScenarioFailed, is_warning
@@ -121,6 +123,9 @@ def pytest_configure(config: pytest.Config) -> None:
             client_cmd=config.getoption("client_cmd"),
             scenarios=config.getoption("scenario"),
             thresholds=config.getoption("threshold"),
+            protocol_files=config.getoption("protocols"),
+            toxic_specs=config.getoption("toxic"),
+            toxic_seed=config.getoption("toxic_seed"),
         )
     except SockspecError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -191,23 +196,27 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     fixture = spec.kind
     selection = metafunc.config.stash[SELECTION]
     params = []
-    for target in selection.clients if spec.kind == "client" else selection.targets:
-        if not spec.applies_to(target.profile):
-            continue
-        for transport in target.transports():
-            if transport not in selection.transports:
-                continue
-            marks = [getattr(pytest.mark, spec.family.name), pytest.mark.timeout(spec.time_limit)]
-            reason = spec.not_on.get(transport)
-            if reason is None and transport not in spec.transports:
-                reason = f"{spec.id} does not apply to {transport}"
-            if reason is None and spec.needs_process_control and not target.managed:
-                reason = (f"{spec.id} needs to start, stop or inspect the server's process; "
-                          f"{target.name} is already running ({target.source})")
-            if reason:
-                marks.append(pytest.mark.skip(reason=reason))
-            case = Case(target, transport)
-            params.append(pytest.param(case, marks=marks, id=case.id))
+    cases = ((target, transport, toxics)
+             for target in (selection.clients if spec.kind == "client" else selection.targets)
+             if spec.applies_to(target.profile)
+             for transport in target.transports() if transport in selection.transports
+             for toxics in selection.toxics)
+    for target, transport, toxics in cases:
+        marks = [getattr(pytest.mark, spec.family.name), pytest.mark.timeout(spec.time_limit)]
+        reason = spec.not_on.get(transport)
+        if reason is None and transport not in spec.transports:
+            reason = f"{spec.id} does not apply to {transport}"
+        if reason is None:
+            reason = spec.unmet(target)
+        if reason is None and spec.needs_process_control and not target.managed:
+            reason = (f"{spec.id} needs to start, stop or inspect the server's process; "
+                      f"{target.name} is already running ({target.source})")
+        if reason is None:
+            reason = toxic_skip_reason(spec.family.name, metafunc.fixturenames, toxics)
+        if reason:
+            marks.append(pytest.mark.skip(reason=reason))
+        case = Case(target, transport, toxics)
+        params.append(pytest.param(case, marks=marks, id=case.id))
     metafunc.parametrize(fixture, params, indirect=True)
 
 
@@ -349,6 +358,8 @@ def static_record(config: pytest.Config, case: Case, spec: ScenarioSpec) -> dict
         description=spec.description, hint=spec.family.hint,
         reproduce=reproduce_command(config, case, spec), kind=case.kind)
     record = {key: getattr(item, key) for key in (*STATIC_FIELDS, "kind")}
+    if case.toxics is not None:  # which toxics stood between the harness and the program
+        record["toxics"] = case.toxics.as_record(config.stash[SELECTION].toxic_seed)
     if spec.family.charts:
         record["family_charts"] = [dataclasses.asdict(c) for c in spec.family.charts]
     return record
@@ -384,6 +395,9 @@ def _evidence(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestRepor
     if sut is not None and report.when == "call":
         facts = "\n".join(f"  {k.replace('_', ' ')}: {v}" for k, v in sut.facts().items())
         text = f"{text}\n{facts}"
+    fronts = item.stash.get(FRONTS, None)
+    if fronts is not None and report.when == "call":
+        text = "\n".join([text, *(f"  {line}" for line in fronts.describe())])
     return text
 
 
@@ -398,8 +412,10 @@ def reproduce_command(config: pytest.Config, case: Case, spec: ScenarioSpec) -> 
     if case.target.source in ("--server-cmd", "--client-cmd"):
         args += [case.target.source, shlex.join(case.target.tcp or case.target.unix or ()),
                  "--profile", case.target.profile]
+        args += ["--protocols", case.target.protocol.source] if case.target.protocol else []
     elif case.target.source == "--connect":
         args += ["--connect", str(case.target.connect), "--profile", case.target.profile]
+        args += ["--protocols", case.target.protocol.source] if case.target.protocol else []
         args += ["--root", case.target.root] if case.target.root else []
         args += ["--allow-remote"] if not case.target.connect.is_loopback() else []
     elif case.target.source != "built-in":
@@ -409,6 +425,9 @@ def reproduce_command(config: pytest.Config, case: Case, spec: ScenarioSpec) -> 
         args.append("--strict")
     args += [f"--threshold={text}" for text in config.getoption("threshold")]
     args += ["--target", case.target.name, "--transport", case.transport]
+    if case.toxics is not None:
+        args += ["--toxic", case.toxics.spec,
+                 "--toxic-seed", str(config.stash[SELECTION].toxic_seed)]
     if not spec.builtin and spec.path:
         path = Path(spec.path)
         try:
@@ -457,12 +476,13 @@ class ResultsReporter:
         controller collects nothing): "path::test_<scenario>[<target>-<transport>]"."""
         head, bracket, param = nodeid.partition("[")
         spec = self.spec(head.rpartition("::")[2].removeprefix("test_"))
-        target_name, _, transport = param.rstrip("]").rpartition("-")
         targets = [*self.selection.targets, *self.selection.clients]
-        target = next((t for t in targets if t.name == target_name), None)
-        if not bracket or spec is None or target is None:
+        case = next((c for target in targets for transport in self.selection.transports
+                     for toxics in self.selection.toxics
+                     if (c := Case(target, transport, toxics)).id == param.rstrip("]")), None)
+        if not bracket or spec is None or case is None:
             return None
-        return dict(static_record(self.config, Case(target, transport), spec), nodeid=nodeid)
+        return dict(static_record(self.config, case, spec), nodeid=nodeid)
 
     def spec(self, scenario_id: str) -> ScenarioSpec | None:
         """The spec of a scenario id: those collected here, those `sockspec run` found, or
@@ -563,13 +583,19 @@ class ResultsReporter:
         unfinished = bool(self.collector.unfinished()) or exitstatus in (
             pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.INTERRUPTED)
         run = dict(self.run, workers=_worker_count(self.config))
+        if self.selection.toxics != (None,):  # added to schema 1: the run's toxic profiles
+            run["toxics"] = {"profiles": [p.spec if p else "none" for p in self.selection.toxics],
+                             "seed": self.selection.toxic_seed}
         targets = [
             {"name": t.name, "profile": t.profile, "source": t.source,
              "transports": [tr for tr in t.transports() if tr in self.selection.transports],
              "kind": kind,
              # --isolate: this server ran in a network namespace of its own (sockspec.isolate)
              "isolated": bool(kind == "server" and t.managed
-                              and self.config.getoption("isolate"))}
+                              and self.config.getoption("isolate")),
+             # a declared protocol's name and file ([[protocol]]); null for echo/http
+             "protocol": ({"name": t.protocol.name, "source": t.protocol.source,
+                           "version": t.protocol.version} if t.protocol else None)}
             for kind, group in (("server", self.selection.targets),
                                 ("client", self.selection.clients))
             for t in group
@@ -629,6 +655,9 @@ def summary_lines(document: dict) -> list[str]:
             failing[item["family"]] = item["hint"]
     lines = []
     run = document["run"]
+    if run.get("toxics"):
+        lines.append(f"toxics: {', '.join(run['toxics']['profiles'])} (seed "
+                     f"{run['toxics']['seed']}; --toxic-seed replays the same draws)")
     if run["status"] == "interrupted":
         lines.append(f"INTERRUPTED by {run['signal'] or 'a signal'}: "
                      f"{len(document['not_run'])} selected items never ran")

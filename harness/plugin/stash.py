@@ -13,6 +13,8 @@ import pytest
 from sockspec.liveness import Liveness
 from sockspec.targets.clients import ClientTarget
 from sockspec.targets.servers import Target
+from sockspec.toxics.fronts import Fronts
+from sockspec.toxics.spec import ToxicProfile
 from sockspec.under_test.client import ClientUnderTest
 from sockspec.under_test.server import ServerPool, ServerUnderTest
 
@@ -25,6 +27,7 @@ LIVENESS = pytest.StashKey[Liveness]()          # config: targets found dead (sh
 SHORT_PATH = pytest.StashKey[str]()             # item: not run, dead target: the evidence
 CAUSE_FACTS = pytest.StashKey[dict]()           # item: facts for reports/causes.py
 NOTES = pytest.StashKey[list]()                 # item: lines for the evidence after the verdict
+FRONTS = pytest.StashKey[Fronts]()              # item: its toxics' relays (sockspec.toxics)
 
 # Results travel from xdist workers to the controller in report.user_properties.
 PROPERTY = "sockspec"
@@ -35,14 +38,17 @@ EXTRA_PROPERTY = "sockspec-extra"
 
 @dataclass(frozen=True)
 class Case:
-    """One target over one transport: the parameter of the ``server`` or ``client`` fixture."""
+    """One target over one transport (under one toxic profile, if any): the parameter of
+    the ``server`` or ``client`` fixture."""
 
     target: Target | ClientTarget
     transport: str
+    toxics: ToxicProfile | None = None     # --toxic / [[toxic]]: None for none
 
     @property
     def id(self) -> str:
-        return f"{self.target.name}-{self.transport}"
+        suffix = f"-{self.toxics.label}" if self.toxics is not None else ""
+        return f"{self.target.name}-{self.transport}{suffix}"
 
     @property
     def kind(self) -> str:

@@ -7,7 +7,7 @@ status and from what it reports it received (its stdout, or a file ``{out}``).
 
     [[client]]
     name = "my_client"
-    profile = "echo"                      # "echo" or "http"
+    profile = "echo"                      # "echo", "http" or a declared [[protocol]]
     tcp  = ["build/client", "{hostport}", "{in}"]
     unix = ["build/client", "-u", "{path}", "{in}"]
     ipv6 = true                           # optional: also over ::1
@@ -15,6 +15,7 @@ status and from what it reports it received (its stdout, or a file ``{out}``).
     success_status = 0
     failure_status = [1]                  # or "nonzero" (the default)
     timeout_s = 10                        # its stated limit on any wait
+    report = "replies"                    # declared protocols only (REPORTS)
 
 The same file may hold ``[[server]]`` tables; ``load_target_file`` reads both.
 """
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sockspec.errors import TargetConfigError, UsageError
+from sockspec.protocol.declared import Protocol
 from sockspec.targets.servers import (
     PROJECT_ROOT,
     TOP_LEVEL_KEYS,
@@ -37,9 +39,11 @@ from sockspec.targets.servers import (
     check_profile,
     parse_argv,
     parse_server_tables,
+    read_protocols,
     read_targets_toml,
     split_adhoc_command,
 )
+from sockspec.toxics.spec import ToxicProfile, profiles_of_tables
 
 CLIENT_PLACEHOLDER = re.compile(r"\{(host|port|hostport|path|in|out|url_path|url)\}")
 OUTPUTS = ("stdout", "file")
@@ -49,7 +53,14 @@ MAX_TIMEOUT_S = 600.0
 # server never answers cost seconds, not minutes.
 REFERENCE_CLIENT_TIMEOUT_S = 3.0
 CLIENT_KEYS = ("name", "profile", "tcp", "unix", "ipv6", "output", "success_status",
-               "failure_status", "timeout_s")
+               "failure_status", "timeout_s", "report")
+# Clients of a declared protocol: what their report (stdout or {out}) holds, if it is
+# judged: every reply payload received, each followed by a newline ("replies"), or in
+# hex digits, one reply a line ("replies_hex"). Without ``report`` only the exit status is.
+REPORTS = ("replies", "replies_hex")
+# Placeholders that mean nothing to a client of a declared protocol (it sends its own
+# requests): {in} is the echo input, {url_path}/{url} the http path.
+NOT_DECLARED_PLACEHOLDERS = ("{in}", "{url_path}", "{url}")
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,8 @@ class ClientTarget(ArgvTemplates):
     timeout_s: float
     cwd: str
     source: str
+    protocol: Protocol | None = None  # its declared protocol (None: a built-in profile)
+    report: str | None = None         # declared protocols: REPORTS, or None (status only)
 
     kind = "client"
     managed = True  # always started by the harness
@@ -91,6 +104,8 @@ class TargetFile:
     clients: list[ClientTarget]
     # One line per unknown key (ignored): the command prints them once.
     warnings: tuple[str, ...] = ()
+    # Its [[toxic]] tables, as toxic profiles (sockspec.toxics.spec).
+    toxics: tuple[ToxicProfile, ...] = ()
 
 
 def render_client_argv(template: tuple[str, ...], values: dict[str, str]) -> list[str]:
@@ -131,7 +146,8 @@ def builtin_client_targets() -> dict[str, ClientTarget]:
     }
 
 
-def adhoc_client_target(command: str, profile: str | None, cwd: str) -> ClientTarget:
+def adhoc_client_target(command: str, profile: str | None, cwd: str,
+                        protocols: dict[str, Protocol] | None = None) -> ClientTarget:
     """One client from ``--client-cmd "..." --profile P``.
 
     As a [[client]] table with the defaults: it reports on stdout, exit 0 is
@@ -140,7 +156,7 @@ def adhoc_client_target(command: str, profile: str | None, cwd: str) -> ClientTa
     command; otherwise TCP, also over ::1 when it takes ``{host}``,
     ``{hostport}`` or ``{url}``.
     """
-    argv = split_adhoc_command("--client-cmd", command, profile)
+    argv = split_adhoc_command("--client-cmd", command, profile, protocols)
     text = " ".join(argv)
     is_unix = "{path}" in text
     client = ClientTarget(
@@ -148,7 +164,8 @@ def adhoc_client_target(command: str, profile: str | None, cwd: str) -> ClientTa
         unix=argv if is_unix else None,
         ipv6=not is_unix and any(p in text for p in ("{host}", "{hostport}", "{url}")),
         output="file" if "{out}" in text else "stdout", success_status=0,
-        failure_status=None, timeout_s=DEFAULT_TIMEOUT_S, cwd=cwd, source="--client-cmd")
+        failure_status=None, timeout_s=DEFAULT_TIMEOUT_S, cwd=cwd, source="--client-cmd",
+        protocol=(protocols or {}).get(profile))
     problem = command_problem(client, "unix" if is_unix else "tcp", argv)
     if problem:
         raise UsageError(f"--client-cmd: {problem}")
@@ -163,12 +180,13 @@ def load_target_file(path: str | Path, *, allow_remote: bool = False) -> TargetF
     """
     file = Path(path)
     data = read_targets_toml(file)
+    protocols = read_protocols(data, file, file.read_text(encoding="utf-8"))
     unknown = UnknownKeys(file)
     unknown.check(data, TOP_LEVEL_KEYS, "top", f"{file}: top level")
     has_servers = bool(data.get("server"))
     servers = parse_server_tables(data, file, allow_remote=allow_remote,
-                                  unknown=unknown) if has_servers else []
-    clients = parse_client_tables(data, file, unknown=unknown)
+                                  unknown=unknown, protocols=protocols) if has_servers else []
+    clients = parse_client_tables(data, file, unknown=unknown, protocols=protocols)
     if not servers and not clients:
         raise TargetConfigError(f"{file}: no [[server]] or [[client]] tables")
     seen = {t.name for t in servers}
@@ -177,18 +195,20 @@ def load_target_file(path: str | Path, *, allow_remote: bool = False) -> TargetF
             raise TargetConfigError(
                 f"{file}: [[client]] #{index}: name {client.name!r} is used twice")
         seen.add(client.name)
-    return TargetFile(servers, clients, tuple(unknown.messages))
+    toxics = tuple(profiles_of_tables(data["toxic"], file)) if "toxic" in data else ()
+    return TargetFile(servers, clients, tuple(unknown.messages), toxics)
 
 
-def parse_client_tables(data: dict, file: Path,
-                        unknown: UnknownKeys | None = None) -> list[ClientTarget]:
+def parse_client_tables(data: dict, file: Path, unknown: UnknownKeys | None = None,
+                        protocols: dict[str, Protocol] | None = None) -> list[ClientTarget]:
     tables = data.get("client", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise TargetConfigError(f"{file}: 'client' must be an array of tables ([[client]])")
     cwd = str(file.resolve().parent)
     clients: list[ClientTarget] = []
     for index, table in enumerate(tables, start=1):
-        client = parse_client_table(table, f"{file}: [[client]] #{index}", cwd, str(file))
+        client = parse_client_table(table, f"{file}: [[client]] #{index}", cwd, str(file),
+                                    protocols or {})
         if unknown is not None:
             unknown.check(table, CLIENT_KEYS, "client",
                           f"{file}: [[client]] #{index} ({client.name!r})")
@@ -199,10 +219,11 @@ def parse_client_tables(data: dict, file: Path,
     return clients
 
 
-def parse_client_table(table: dict, where: str, cwd: str, source: str) -> ClientTarget:
+def parse_client_table(table: dict, where: str, cwd: str, source: str,
+                       protocols: dict[str, Protocol] | None = None) -> ClientTarget:
     name = check_name(table, where)
     where = f"{where} ({name!r})"
-    profile = check_profile(table, where)
+    profile = check_profile(table, where, protocols)
     if "thresholds" in table:
         # Thresholds judge measurement figures; every measurement family judges servers.
         raise TargetConfigError(f"{where}: key 'thresholds' applies to [[server]] tables only: "
@@ -227,8 +248,16 @@ def parse_client_table(table: dict, where: str, cwd: str, source: str) -> Client
             or not 0 < timeout <= MAX_TIMEOUT_S:
         raise TargetConfigError(f"{where}: key 'timeout_s' must be a number of seconds in "
                                 f"(0, {MAX_TIMEOUT_S:g}], got {timeout!r}")
+    protocol = (protocols or {}).get(profile)
+    report = table.get("report")
+    if report is not None and protocol is None:
+        raise TargetConfigError(f"{where}: key 'report' is for clients of a declared "
+                                f"[[protocol]]; an {profile} client's report is always judged")
+    if report is not None and report not in REPORTS:
+        raise TargetConfigError(f"{where}: key 'report' must be \"replies\" or \"replies_hex\", "
+                                f"got {report!r}")
     client = ClientTarget(name, profile, argvs["tcp"], argvs["unix"], ipv6, output, success,
-                          failure, float(timeout), cwd, source)
+                          failure, float(timeout), cwd, source, protocol=protocol, report=report)
     problem = client_template_problem(client)
     if problem:
         raise TargetConfigError(f"{where}: {problem}")
@@ -273,6 +302,12 @@ def command_problem(client: ClientTarget, transport: str, argv: tuple[str, ...])
         return f"the command never mentions {' or '.join(needed)}"
     if client.profile == "http" and not any(p in text for p in ("{url_path}", "{url}")):
         return "an http client command must take {url_path} or {url}"
+    if client.protocol is not None:
+        for placeholder in NOT_DECLARED_PLACEHOLDERS:
+            if placeholder in text:
+                return (f"{placeholder} means nothing to a client of the declared protocol "
+                        f"{client.profile!r}: it sends its own requests (name any request "
+                        "file in the command itself)")
     if client.output == "file" and "{out}" not in text:
         return "output = \"file\" needs {out} in the command"
     return None

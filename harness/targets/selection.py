@@ -31,8 +31,10 @@ from sockspec.targets.servers import (
     adhoc_target,
     builtin_targets,
     connect_target,
+    load_protocol_files,
 )
 from sockspec.thresholds import Threshold, parse_cli_thresholds, resolve_names
+from sockspec.toxics.spec import ToxicProfile, default_seed, profiles_of_options
 
 # A server not accepting after this long could not finish a scenario anyway (the
 # default time limit of a whole scenario).
@@ -90,6 +92,10 @@ class Selection:
     # --threshold: the user's thresholds for every server of the run (they replace a
     # target's own for the same metric, which replace the defaults).
     thresholds: tuple[Threshold, ...] = ()
+    # --toxic / [[toxic]]: the toxic profiles, a dimension of the matrix (None: no
+    # toxics), and the seed of their random draws (sockspec.toxics).
+    toxics: tuple[ToxicProfile | None, ...] = (None,)
+    toxic_seed: int = 0
 
 
 def build_selection(
@@ -107,6 +113,9 @@ def build_selection(
     client_cmd: str | None = None,
     thresholds: list[str] | tuple[str, ...] = (),
     catalogue: list[ScenarioSpec] | None = None,
+    protocol_files: list[str] | tuple[str, ...] = (),
+    toxic_specs: list[str] | tuple[str, ...] = (),
+    toxic_seed: int | None = None,
 ) -> Selection:
     """Resolve options to servers and clients; the references when nothing is named.
 
@@ -120,6 +129,9 @@ def build_selection(
             raise UsageError(f"{option} is empty")
     if server_cmd is not None and connect is not None:
         raise UsageError("use either --server-cmd or --connect, not both")
+    if protocol_files and not (server_cmd or connect or client_cmd):
+        raise UsageError("--protocols only applies to --server-cmd, --client-cmd or --connect "
+                         "(a targets file names its own protocol files)")
     if profile and not (server_cmd or connect or client_cmd):
         raise UsageError("--profile only applies to --server-cmd, --client-cmd or --connect")
     if root and not connect:
@@ -136,12 +148,15 @@ def build_selection(
         t.thresholds, measures, TargetConfigError)) for t in (from_file.servers if from_file
                                                               else [])]
     file_clients = from_file.clients if from_file else []
-    adhoc = [adhoc_target(server_cmd, profile, cwd)] if server_cmd else []
+    protocols = load_protocol_files(protocol_files, cwd)
+    adhoc = [adhoc_target(server_cmd, profile, cwd, protocols)] if server_cmd else []
     if connect:
         root = os.path.abspath(os.path.join(cwd, root)) if root else None
-        adhoc.append(connect_target(connect, profile, root, allow_remote=allow_remote))
+        adhoc.append(connect_target(connect, profile, root, allow_remote=allow_remote,
+                                    protocols=protocols))
     known_servers = {t.name: t for t in [*builtin_targets().values(), *file_servers, *adhoc]}
-    adhoc_clients = [adhoc_client_target(client_cmd, profile, cwd)] if client_cmd else []
+    adhoc_clients = [adhoc_client_target(client_cmd, profile, cwd, protocols)] if client_cmd \
+        else []
     known_clients = {c.name: c for c in [*builtin_client_targets().values(), *file_clients,
                                          *adhoc_clients]}
     both = sorted(known_servers.keys() & known_clients.keys())
@@ -165,6 +180,7 @@ def build_selection(
     bad = [t for t in transports if t not in TRANSPORTS]
     if bad:
         raise UsageError(f"unknown transport {bad[0]!r}; use tcp, tcp6 or unix")
+    toxics = profiles_of_options(toxic_specs, from_file.toxics if from_file else [])
     return Selection(
         targets=chosen,
         transports=tuple(t for t in TRANSPORTS if not transports or t in transports),
@@ -172,6 +188,8 @@ def build_selection(
         clients=clients,
         warnings=from_file.warnings if from_file else (),
         thresholds=cli_thresholds,
+        toxics=toxics,
+        toxic_seed=default_seed(toxics) if toxic_seed is None else toxic_seed,
     )
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sockspec.errors import AddressError, TargetConfigError, UsageError
+from sockspec.protocol.declared import Protocol, load_protocol_file, parse_protocols
 from sockspec.targets import PROFILES, TRANSPORTS  # noqa: F401 (TRANSPORTS re-exported)
 from sockspec.thresholds import Threshold, parse_threshold_table
 from sockspec.transport import Address, parse_address
@@ -32,7 +33,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout, or site-pack
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 
 # The keys the targets file knows; any other is ignored with a warning.
-TOP_LEVEL_KEYS = ("server", "client")
+TOP_LEVEL_KEYS = ("server", "client", "protocol", "protocols", "toxic")
 SERVER_KEYS = ("name", "profile", "tcp", "unix", "ipv6", "connect", "root", "thresholds")
 
 
@@ -71,14 +72,49 @@ def check_name(table: dict, where: str) -> str:
     return name
 
 
-def check_profile(table: dict, where: str) -> str:
-    """The table's ``profile`` key, or TargetConfigError (missing or unknown)."""
+def describe_profiles(protocols: dict[str, Protocol]) -> str:
+    """The profiles a target may name: the built-in ones and the declared protocols."""
+    names = [f'"{name}"' for name in (*PROFILES, *sorted(protocols))]
+    return ", ".join(names[:-1]) + f" or {names[-1]}"
+
+
+def check_profile(table: dict, where: str, protocols: dict[str, Protocol] | None = None) -> str:
+    """The table's ``profile`` key, or TargetConfigError (missing or unknown): a built-in
+    profile or the name of a declared ``[[protocol]]``."""
+    protocols = protocols or {}
     if "profile" not in table:
-        raise TargetConfigError(f"{where}: missing key 'profile' (\"echo\" or \"http\")")
+        raise TargetConfigError(f"{where}: missing key 'profile' ({describe_profiles(protocols)})")
     profile = table["profile"]
-    if profile not in PROFILES:
-        raise TargetConfigError(f"{where}: key 'profile' must be \"echo\" or \"http\", got {profile!r}")
+    if profile not in PROFILES and profile not in protocols:
+        raise TargetConfigError(f"{where}: key 'profile' must be {describe_profiles(protocols)} "
+                                f"(a declared [[protocol]]), got {profile!r}")
     return profile
+
+
+def read_protocols(data: dict, file: Path, text: str) -> dict[str, Protocol]:
+    """The protocols a targets file declares: the files its ``protocols`` list names
+    (relative to it), then its own ``[[protocol]]`` tables."""
+    found: dict[str, Protocol] = {}
+    files = data.get("protocols", [])
+    if isinstance(files, str):
+        files = [files]
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise TargetConfigError(f"{file}: key 'protocols' must be a list of protocol files")
+    for name in files:
+        for protocol in load_protocol_file(file.parent / name, set(found)):
+            found[protocol.name] = protocol
+    for protocol in parse_protocols(file, text, data, set(found)):
+        found[protocol.name] = protocol
+    return found
+
+
+def load_protocol_files(paths: list[str] | tuple[str, ...], cwd: str) -> dict[str, Protocol]:
+    """The protocols of ``--protocols FILE`` options."""
+    found: dict[str, Protocol] = {}
+    for path in paths:
+        for protocol in load_protocol_file(Path(cwd) / path, set(found)):
+            found[protocol.name] = protocol
+    return found
 
 
 class ArgvTemplates:
@@ -122,6 +158,7 @@ class Target(ArgvTemplates):
     # The user's thresholds for this server's measurement figures ([server.thresholds]);
     # names are checked against the catalogue by sockspec.targets.selection.
     thresholds: tuple[Threshold, ...] = ()
+    protocol: Protocol | None = None  # its declared protocol (None: a built-in profile)
 
     kind = "server"
 
@@ -166,11 +203,26 @@ def builtin_targets() -> dict[str, Target]:
     return targets
 
 
-def split_adhoc_command(option: str, command: str, profile: str | None) -> tuple[str, ...]:
+def check_adhoc_profile(option: str, profile: str | None,
+                        protocols: dict[str, Protocol]) -> Protocol | None:
+    """UsageError unless ``profile`` is built in or declared (--protocols FILE); the
+    declared protocol, or None for a built-in profile."""
+    if profile is None:
+        raise UsageError(f"{option} needs --profile ({describe_profiles(protocols)})")
+    if profile in PROFILES:
+        return None
+    if profile not in protocols:
+        more = "" if protocols else "; a protocol of your own needs --protocols FILE"
+        raise UsageError(f"--profile {profile!r} is unknown: use {describe_profiles(protocols)}"
+                         f"{more}")
+    return protocols[profile]
+
+
+def split_adhoc_command(option: str, command: str, profile: str | None,
+                        protocols: dict[str, Protocol] | None = None) -> tuple[str, ...]:
     """The argv of an ad-hoc target's ``option`` (--server-cmd, --client-cmd); UsageError
     when its --profile is missing or the command does not split."""
-    if profile not in PROFILES:
-        raise UsageError(f"{option} needs --profile echo or --profile http")
+    check_adhoc_profile(option, profile, protocols or {})
     try:
         argv = tuple(shlex.split(command))
     except ValueError as exc:
@@ -180,13 +232,14 @@ def split_adhoc_command(option: str, command: str, profile: str | None) -> tuple
     return argv
 
 
-def adhoc_target(command: str, profile: str | None, cwd: str) -> Target:
+def adhoc_target(command: str, profile: str | None, cwd: str,
+                 protocols: dict[str, Protocol] | None = None) -> Target:
     """One target from ``--server-cmd "..." --profile P``.
 
     A command that mentions ``{path}`` is a Unix-socket command; otherwise TCP,
     with IPv6 allowed when it takes ``{host}`` or ``{hostport}``.
     """
-    argv = split_adhoc_command("--server-cmd", command, profile)
+    argv = split_adhoc_command("--server-cmd", command, profile, protocols)
     is_unix = any("{path}" in arg for arg in argv)
     target = Target(
         name="server-cmd",
@@ -196,6 +249,7 @@ def adhoc_target(command: str, profile: str | None, cwd: str) -> Target:
         ipv6=not is_unix and any("{host" in arg for arg in argv),
         cwd=cwd,
         source="--server-cmd",
+        protocol=(protocols or {}).get(profile),
     )
     problem = _template_problem(target, flag="--server-cmd")
     if problem:
@@ -206,10 +260,10 @@ def adhoc_target(command: str, profile: str | None, cwd: str) -> Target:
 def connect_target(
     address_text: str, profile: str | None, root: str | None, *, allow_remote: bool,
     name: str = "connect", source: str = "--connect",
+    protocols: dict[str, Protocol] | None = None,
 ) -> Target:
     """A server that is already running at ``tcp:HOST:PORT`` or ``unix:PATH``."""
-    if profile not in PROFILES:
-        raise UsageError(f"{source} needs --profile echo or --profile http")
+    protocol = check_adhoc_profile(source, profile, protocols or {})
     address = parse_address(address_text)
     if not allow_remote and not address.is_loopback():
         raise AddressError(
@@ -218,7 +272,7 @@ def connect_target(
     if profile == "http" and not root:
         raise UsageError(f"{source}: an http server needs its document root (root / --root)")
     return Target(name=name, profile=profile, tcp=None, unix=None, ipv6=False, cwd=".",
-                  source=source, connect=address, root=root)
+                  source=source, connect=address, root=root, protocol=protocol)
 
 
 def load_targets(path: str | Path, *, allow_remote: bool = False) -> list[Target]:
@@ -228,7 +282,9 @@ def load_targets(path: str | Path, *, allow_remote: bool = False) -> list[Target
     reads both kinds.
     """
     file = Path(path)
-    return parse_server_tables(read_targets_toml(file), file, allow_remote=allow_remote)
+    data = read_targets_toml(file)
+    protocols = read_protocols(data, file, file.read_text(encoding="utf-8"))
+    return parse_server_tables(data, file, allow_remote=allow_remote, protocols=protocols)
 
 
 def read_targets_toml(file: Path) -> dict:
@@ -243,7 +299,8 @@ def read_targets_toml(file: Path) -> dict:
 
 
 def parse_server_tables(data: dict, file: Path, *, allow_remote: bool = False,
-                        unknown: UnknownKeys | None = None) -> list[Target]:
+                        unknown: UnknownKeys | None = None,
+                        protocols: dict[str, Protocol] | None = None) -> list[Target]:
     """The validated ``[[server]]`` tables of a parsed targets file (at least one);
     unknown keys go to ``unknown`` as warnings."""
     tables = data.get("server", [])
@@ -256,7 +313,7 @@ def parse_server_tables(data: dict, file: Path, *, allow_remote: bool = False,
     seen: set[str] = set()
     for index, table in enumerate(tables, start=1):
         target = _parse_server_table(
-            table, f"{file}: [[server]] #{index}", cwd, str(file), allow_remote
+            table, f"{file}: [[server]] #{index}", cwd, str(file), allow_remote, protocols or {}
         )
         if unknown is not None:
             unknown.check(table, SERVER_KEYS, "server",
@@ -269,15 +326,17 @@ def parse_server_tables(data: dict, file: Path, *, allow_remote: bool = False,
 
 
 def _parse_server_table(
-    table: dict, where: str, cwd: str, source: str, allow_remote: bool
+    table: dict, where: str, cwd: str, source: str, allow_remote: bool,
+    protocols: dict[str, Protocol],
 ) -> Target:
     name = check_name(table, where)
     where = f"{where} ({name!r})"
-    profile = check_profile(table, where)
+    profile = check_profile(table, where, protocols)
     thresholds = (parse_threshold_table(table["thresholds"], where) if "thresholds" in table
                   else ())
     if "connect" in table:
-        target = _parse_connect_table(table, where, cwd, source, name, profile, allow_remote)
+        target = _parse_connect_table(table, where, cwd, source, name, profile, allow_remote,
+                                      protocols)
         return dataclasses.replace(target, thresholds=thresholds)
     argvs = {key: parse_argv(table, key, where) for key in ("tcp", "unix")}
     if argvs["tcp"] is None and argvs["unix"] is None:
@@ -288,7 +347,7 @@ def _parse_server_table(
     if not isinstance(ipv6, bool):
         raise TargetConfigError(f"{where}: key 'ipv6' must be true or false, got {ipv6!r}")
     target = Target(name, profile, argvs["tcp"], argvs["unix"], ipv6, cwd, source,
-                    thresholds=thresholds)
+                    thresholds=thresholds, protocol=protocols.get(profile))
     problem = _template_problem(target)
     if problem:
         raise TargetConfigError(f"{where}: {problem}")
@@ -296,7 +355,8 @@ def _parse_server_table(
 
 
 def _parse_connect_table(
-    table: dict, where: str, cwd: str, source: str, name: str, profile: str, allow_remote: bool
+    table: dict, where: str, cwd: str, source: str, name: str, profile: str, allow_remote: bool,
+    protocols: dict[str, Protocol],
 ) -> Target:
     if "tcp" in table or "unix" in table:
         raise TargetConfigError(f"{where}: 'connect' excludes 'tcp' and 'unix' commands")
@@ -309,7 +369,7 @@ def _parse_connect_table(
         root = str((Path(cwd) / root).resolve())
     try:
         return connect_target(address, profile, root, allow_remote=allow_remote, name=name,
-                              source=source)
+                              source=source, protocols=protocols)
     except (AddressError, UsageError) as exc:
         raise TargetConfigError(f"{where}: key 'connect': {exc}") from None
 

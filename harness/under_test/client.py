@@ -19,8 +19,10 @@ from sockspec.adversary import AdversaryServer, Listening, Plan, max_length_unix
 from sockspec.errors import ClientStartError
 from sockspec.preparing import write_file, write_sparse_file
 from sockspec.process.client import CapturedOutput, ClientRun, run_client
+from sockspec.reference.listener import Listener, open_listener
 from sockspec.targets.clients import ClientTarget, client_placeholder_values, render_client_argv
 from sockspec.targets.servers import TRANSPORT_HOSTS
+from sockspec.toxics.fronts import Fronts
 from sockspec.transport import Address, TcpAddress, UnixAddress
 from sockspec.under_test.ports import PortAllocator, make_socket_dir, remove_socket_dir
 
@@ -34,13 +36,18 @@ DEFAULT_URL_PATH = "/sockspec/client-data.bin"
 class ClientUnderTest:
     """What a client scenario sees: start servers to face the client, run the client."""
 
-    def __init__(self, target: ClientTarget, transport: str, allocator: PortAllocator) -> None:
+    def __init__(self, target: ClientTarget, transport: str, allocator: PortAllocator,
+                 fronts: Fronts | None = None) -> None:
         self.target = target
         self.transport = transport
+        # Under toxics: a relay in front of each server served, and the client is given
+        # the relay's address (sockspec.toxics).
+        self.fronts = fronts
         suspend.install()  # a stop of the harness must not read as the client's failure
         self.workdir = Path(make_socket_dir())
         self.runs: list[ClientRun] = []
         self.servers: list[AdversaryServer] = []
+        self.listeners: list[Listener] = []
         self._allocator = allocator
 
     def check_startable(self) -> None:
@@ -78,8 +85,12 @@ class ClientUnderTest:
         """The exchange of ``data`` for this client's profile, changed as a scenario says.
 
         echo: the client sends ``data`` and the server owes it back; http: the
-        client GETs DEFAULT_URL_PATH and the server owes ``data`` as the body.
+        client GETs DEFAULT_URL_PATH and the server owes ``data`` as the body; a
+        declared protocol: the client sends its own requests and the server answers
+        each as declared (``data`` is unused; sockspec.adversary.declared).
         """
+        if self.target.protocol is not None:
+            return Plan(self.profile, protocol=self.target.protocol, **changes)
         if self.profile == "echo":
             return Plan("echo", **changes)
         return Plan("http", **{"body": data, "url_path": DEFAULT_URL_PATH, **changes})
@@ -92,7 +103,18 @@ class ClientUnderTest:
         server = AdversaryServer(self._address(max_length_path), plan, listening)
         server.start()
         self.servers.append(server)
+        if self.fronts is not None:
+            self.fronts.front(server.address, program_upstream=False)
         return server
+
+    def listen(self, backlog: int) -> Listener:
+        """A bare listener on this client's transport, for code that plays the server
+        step by step (scenario files of role client); closed by close()."""
+        listener = open_listener(self._address(False), backlog)
+        self.listeners.append(listener)
+        if self.fronts is not None:
+            self.fronts.front(listener.address, program_upstream=False)
+        return listener
 
     def sparse_file(self, name: str, size: int, marker: bytes) -> Path:
         """A file of ``size`` bytes, all holes (zeros, no disk space) but ``marker`` at its end."""
@@ -107,6 +129,8 @@ class ClientUnderTest:
         What the client reports is judged from its stdout, or from {out} when its
         table says output = "file"; the output file is removed once read.
         """
+        if self.fronts is not None:
+            address = self.fronts.route(address)
         number = len(self.runs) + 1
         run_dir = self.workdir / f"run{number}"
         input_path = write_file(run_dir / "in.bin", payload or b"",
@@ -134,6 +158,8 @@ class ClientUnderTest:
     def run_against(self, server: AdversaryServer, data: bytes, *,
                     time_limit: float | None = None) -> ClientRun:
         """Run the client for the exchange ``self.plan(data)`` planned on ``server``."""
+        if self.target.protocol is not None:
+            return self.run(server.address, time_limit=time_limit)
         if self.profile == "echo":
             return self.run(server.address, payload=data, time_limit=time_limit)
         return self.run(server.address, url_path=server.plan.url_path, time_limit=time_limit)
@@ -154,8 +180,12 @@ class ClientUnderTest:
         return found
 
     def close(self) -> None:
+        if self.fronts is not None:
+            self.fronts.close()
         for server in self.servers:
             server.stop()
+        for listener in self.listeners:
+            listener.close()
         remove_socket_dir(str(self.workdir))
 
     def _address(self, max_length_path: bool) -> Address:

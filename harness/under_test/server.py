@@ -70,6 +70,11 @@ class ServerUnderTest:
         return self.target.profile
 
     @property
+    def protocol(self):
+        """Its declared protocol (sockspec.protocol.declared.Protocol), None for echo/http."""
+        return self.target.protocol
+
+    @property
     def root(self) -> Path:
         """The document root of an http target ({root}); scenarios fill it."""
         if self.target.root:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sockspec.adversary.declared import reply_report
 from sockspec.process.client import KEEP_FIRST_BYTES, KEEP_LAST_BYTES, CapturedOutput, ClientRun
 from sockspec.reference.stream_digest import StreamDigest
 from sockspec.targets.clients import ClientTarget
@@ -136,3 +137,64 @@ def _expect_finished(target: ClientTarget, run: ClientRun, what: str) -> None:
              f"(timeout_s = {target.timeout_s:g}): still running after {run.time_limit:g} s, "
              f"stopped by the harness",
              client_reported_so_far=run.reported.describe())
+
+
+# -- clients of a declared protocol ([[protocol]]; sockspec.adversary.declared) ----------
+
+
+def expect_requests_declared(server, what: str) -> None:
+    """Every request the client sent is a declared exchange whose reply the harness knows
+    (else the client, or the declaration, is wrong; nothing else can be judged)."""
+    problems = server.problems()
+    if problems:
+        more = {"further_problems": "; ".join(problems[1:])} if len(problems) > 1 else {}
+        fail(f"{what}: {problems[0]}", **more)
+
+
+def expect_declared_success(target: ClientTarget, run: ClientRun, server, what: str) -> None:
+    """The server answered as declared: the client completed at least one exchange, exits
+    with its success status and, when its table says ``report``, reported every reply."""
+    expect_requests_declared(server, what)
+    _expect_finished(target, run, what)
+    replies = server.replies()
+    if run.exit_status != target.success_status:
+        fail(f"{what}: the client {run.describe_exit()}, not with its success status "
+             f"{target.success_status}", replies_sent_whole=len(replies),
+             client_said=run.stderr_lines())
+    if not replies:
+        fail(f"{what}: the client exited with its success status but completed no exchange "
+             "(the harness's server answered no request of it)")
+    if target.report is None:
+        return
+    expected = reply_report(replies, target.report)
+    observed = run.reported
+    if target.report == "replies_hex" and observed.complete_in_head and not observed.missing:
+        # Hex reports are compared without spaces and case: "81 6869" is "816869".
+        got = observed.head.translate(None, b" \t\r").lower()
+        if got == expected:
+            return
+        observed = CapturedOutput(observed.source)
+        observed.add(got)
+    mismatch = output_mismatch(observed, ExpectedOutput.of(expected))
+    if mismatch is not None:
+        summary = mismatch.pop("summary")
+        fail(f"{what}: the client reported success, but its report ({target.report}: "
+             f"{len(replies)} replies) is {summary}", **mismatch)
+
+
+def expect_declared_failure(target: ClientTarget, run: ClientRun, server, what: str) -> None:
+    """The server broke the exchange (cut, reset, silence, no accept): the client must
+    exit with a declared failure status."""
+    expect_requests_declared(server, what)
+    _expect_finished(target, run, what)
+    status = run.exit_status
+    sent = sum(log.sent for log in server.connections)
+    owed = sum(log.owed for log in server.connections)
+    if status == target.success_status:
+        fail(f"{what}: the client reported success (status {status}) although the harness's "
+             f"server delivered {sent} of the {owed} reply bytes owed so far",
+             client_reported=run.reported.describe())
+    if not target.is_failure_status(status):
+        fail(f"{what}: the client {run.describe_exit()}, which is not one of its failure "
+             f"statuses ({target.describe_failure_statuses()})",
+             client_said=run.stderr_lines())

@@ -1,0 +1,36 @@
+"""Faulty frames server: stops answering after 32 MiB of replies on a connection and closes
+it (a per-connection byte quota).
+
+Fails the generic family **throughput** (its 64 MiB of large replies on one connection
+are cut off at 32 MiB; the other families' transfers stay far below); every other
+generic family passes. Proven over TCP by tests/test_proto_measure.py (TRANSPORTS: where it
+shows).
+
+    python3 truncates_after_32mib.py -h HOST -p PORT      (or -u PATH), like ../server.py
+"""
+
+import sys
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from server import FramesServer, HangUp, main  # noqa: E402
+
+FAMILY = "throughput"
+ALSO_FAILS = ()
+TRANSPORTS = ("tcp", "unix")
+
+
+class Quota(FramesServer):
+    sent = threading.local()      # a thread per connection: a count per connection
+
+    def reply(self, conn, payload):
+        self.sent.n = getattr(self.sent, "n", 0) + len(payload)
+        if self.sent.n > 32 * 1024 * 1024:
+            raise HangUp()            # the defect: a byte quota per connection
+        super().reply(conn, payload)
+
+
+if __name__ == "__main__":
+    sys.exit(main(server_class=Quota))

@@ -1,0 +1,37 @@
+"""Faulty kv server: every 200th reply of a connection waits 300 ms (a periodic flush on
+the reply path).
+
+Fails the generic family **latency-distribution** (of the 2200 replies of its ping-pong,
+11 wait 300 ms, so p99.9 is over 250 ms; the latency family's 23 round trips never reach
+the 200th); every other generic family passes. Proven by tests/test_proto_measure.py
+over tcp, unix.
+
+    python3 stalls_every_200th_reply.py -h HOST -p PORT      (or -u PATH), like ../server.py
+"""
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from server import KVServer, main  # noqa: E402
+
+FAMILY = "latency-distribution"
+ALSO_FAILS = ()
+TRANSPORTS = ("tcp", "unix")
+
+
+class Stalls(KVServer):
+    count = threading.local()     # a thread per connection: a count per connection
+
+    def reply(self, conn, payload):
+        self.count.n = getattr(self.count, "n", 0) + 1
+        if self.count.n % 200 == 0:
+            time.sleep(0.3)           # the defect: blocking work between recv() and send()
+        super().reply(conn, payload)
+
+
+if __name__ == "__main__":
+    sys.exit(main(server_class=Stalls))
