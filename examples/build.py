@@ -1,5 +1,8 @@
 """Build the example C servers: examples/kv/server.c and examples/frames/server.c.
 
+Each is linked with examples/common/textbook_server.c (the accept loop, threads,
+signals and command line they share).
+
     python3 examples/build.py [--out DIR]
 
 Writes DIR/kv-server and DIR/frames-server (DIR defaults to examples/build/, which
@@ -19,8 +22,9 @@ import sys
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent
-PROGRAMS = {"kv-server": EXAMPLES / "kv" / "server.c",
-            "frames-server": EXAMPLES / "frames" / "server.c"}
+SHARED = EXAMPLES / "common" / "textbook_server.c"
+PROGRAMS = {"kv-server": [EXAMPLES / "kv" / "server.c", SHARED],
+            "frames-server": [EXAMPLES / "frames" / "server.c", SHARED]}
 FLAGS = ["-O2", "-Wall", "-Wextra", "-pthread"]
 
 
@@ -35,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     built = []
-    for name, source in PROGRAMS.items():
-        command = [compiler, *FLAGS, "-o", str(args.out / name), str(source)]
+    for name, sources in PROGRAMS.items():
+        command = [compiler, *FLAGS, "-o", str(args.out / name), *map(str, sources)]
         result = subprocess.run(command, capture_output=True, text=True)
         sys.stderr.write(result.stdout + result.stderr)  # warnings, if any, are shown
         if result.returncode != 0:

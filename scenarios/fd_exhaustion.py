@@ -54,7 +54,8 @@ def _exhaust(server, metrics) -> None:
     expect(bool(lowered), "the server's processes exited before their limit could be lowered")
     limits = ", ".join(f"pid {x.pid}: soft {x.before[0]} -> {x.soft}" for x in lowered)
     wanted = HEADROOM * len(lowered) + EXTRA_CONNECTIONS
-    held, connect_errors = open_idle(server.address, wanted, CONNECT_TIMEOUT)
+    held, connect_errors = open_idle(server.address, wanted, CONNECT_TIMEOUT,
+                                     total=CONNECT_TIMEOUT)
     try:
         saturated = settle_count(server.fd_count, at_most=None, stable_for=SETTLE_STABLE_S,
                                  timeout=SETTLE_TIMEOUT)

@@ -20,13 +20,16 @@ from sockspec_runner import FAULTY_DIR, run_sockspec, server_cmd
 
 from sockspec.catalogue import load_catalogue
 from sockspec.drivers.resources import (
+    close_all,
     cpu_seconds,
     lower_fd_limit,
+    open_idle,
     runnable,
     sample_busy,
     tcp_states_of_server,
 )
 from sockspec.scenarios.partial_reads_sweep import _ranges
+from sockspec.transport import TcpAddress
 
 NEW_FAMILIES = ("fd-exhaustion", "idle-blackhole", "close-wait")
 SWEEPS = ("echo_split_point_sweep", "http_split_point_sweep")
@@ -79,6 +82,23 @@ def test_cpu_seconds_tell_a_spinning_process_from_a_sleeping_one():
     assert after[0] - before[0] > 0.05
     assert after[1] - before[1] < 0.05
     assert cpu_seconds([spinning.pid]) == 0    # gone: counts as nothing
+
+
+def test_open_idle_spends_at_most_its_total_on_a_full_accept_queue():
+    # listen(0), never accepting: past the first connection or two the SYNs are dropped
+    # and each connect would wait its whole timeout.
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    address = TcpAddress("127.0.0.1", listener.getsockname()[1])
+    started = time.monotonic()
+    try:
+        held, errors = open_idle(address, 10, 5.0, total=0.5)
+        waited = time.monotonic() - started
+        close_all(held)
+    finally:
+        listener.close()
+    assert waited < 4.0                      # not 8 x 5 s: a bound that catches a hang
+    assert len(held) < 10 and errors
+    assert errors[-1].endswith("not tried: the 0.5 s for all of them were spent")
 
 
 def test_thread_states_tell_a_spinning_process_from_a_sleeping_one_however_busy():

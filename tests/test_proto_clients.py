@@ -4,13 +4,13 @@
 Unit tests: the adversary answers declared exchanges, bent by each plan piece, and
 names a request the declaration does not allow. Proofs (selftest): the example
 clients (examples/kv, examples/frames) pass every generic client family over tcp,
-tcp6 and unix; each faulty client in examples/*/faulty_clients fails its family and
-no other (as tests/test_faulty_clients.py does for echo and http clients).
+tcp6 and unix; each faulty client in examples/faulty_clients (run on each protocol)
+and examples/*/faulty_clients fails its family and no other (as
+tests/test_faulty_clients.py does for echo and http clients).
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import json
 import os
@@ -19,11 +19,11 @@ import socket
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sockspec_runner import PROJECT, run_sockspec
+from example_variants import EXAMPLES, Variant, faulty_clients
+from sockspec_runner import run_sockspec
 
 from sockspec.adversary import AdversaryServer, Dribble, Ending, Plan
 from sockspec.adversary.declared import DeclaredResponder, reply_report
@@ -36,7 +36,6 @@ from sockspec.verdict import ScenarioFailed
 from sockspec.verdict.client import expect_declared_failure, expect_declared_success
 
 IO_TIMEOUT = 5.0   # generous "did not hang" bound
-EXAMPLES = PROJECT / "examples"
 KV = load_protocol_file(EXAMPLES / "kv" / "protocol.toml")[0]
 FRAMES = load_protocol_file(EXAMPLES / "frames" / "protocol.toml")[0]
 FAULTY_CLIENT_TIMEOUT_S = 2
@@ -284,50 +283,26 @@ def test_report_is_for_declared_clients_only(tmp_path):
 # -- proofs: the example clients and their faulty variants ----------------------------------
 
 
-@dataclass(frozen=True)
-class FaultyClient:
-    protocol: str
-    name: str
-    path: Path
-    family: str
-    also_fails: tuple[str, ...]
-    transports: tuple[str, ...]
-
-
-def faulty_example_clients() -> list[FaultyClient]:
-    """Every examples/*/faulty_clients/*.py, with its FAMILY, ALSO_FAILS and TRANSPORTS
-    (read from the source: each imports its own protocol's ``client`` module)."""
-    found = []
-    for path in sorted(EXAMPLES.glob("*/faulty_clients/*.py")):
-        constants = {target.id: ast.literal_eval(node.value)
-                     for node in ast.parse(path.read_text()).body if isinstance(node, ast.Assign)
-                     for target in node.targets if isinstance(target, ast.Name)
-                     and target.id in ("FAMILY", "ALSO_FAILS", "TRANSPORTS")}
-        found.append(FaultyClient(path.parent.parent.name, path.stem, path, constants["FAMILY"],
-                                  tuple(constants["ALSO_FAILS"]), tuple(constants["TRANSPORTS"])))
-    return found
-
-
-def faulty_client_table(protocol: str, name: str, script: Path) -> str:
+def faulty_client_table(faulty: Variant) -> str:
     """A [[client]] table for a faulty example client (its base client's command line)."""
-    folder = EXAMPLES / protocol
+    folder = EXAMPLES / faulty.protocol
     requests = str(folder / "client-requests.txt")
 
     def argv(where: str) -> str:
-        return json.dumps([sys.executable, str(script), where, "--file", requests,
+        return json.dumps([*faulty.command, where, "--file", requests,
                            "--timeout", str(FAULTY_CLIENT_TIMEOUT_S)])
 
-    report = "replies" if protocol == "kv" else "replies_hex"
+    report = "replies" if faulty.protocol == "kv" else "replies_hex"
     return (f'protocols = ["{folder / "protocol.toml"}"]\n'
-            f'[[client]]\nname = "{protocol}-{name}"\nprofile = "{protocol}"\n'
+            f'[[client]]\nname = "{faulty.name}"\nprofile = "{faulty.protocol}"\n'
             f"tcp = {argv('{hostport}')}\nunix = {argv('unix:{path}')}\n"
             f'report = "{report}"\nfailure_status = [1]\n'
             f"timeout_s = {FAULTY_CLIENT_TIMEOUT_S}\n")
 
 
 FAULTY_CASES = [
-    pytest.param(faulty, transport, id=f"{faulty.protocol}-{faulty.name}-{transport}")
-    for faulty in faulty_example_clients()
+    pytest.param(faulty, transport, id=f"{faulty.name}-{transport}")
+    for faulty in faulty_clients()
     for transport in faulty.transports
 ]
 
@@ -338,7 +313,7 @@ def test_every_generic_client_family_has_a_faulty_example_client():
     generic = {s.family.name for s in load_catalogue()
                if s.kind == "client" and DECLARED in s.profiles}
     assert generic == GENERIC_CLIENT_FAMILIES
-    proven = {faulty.family for faulty in faulty_example_clients()}
+    proven = {faulty.family for faulty in faulty_clients()}
     assert generic - {"client-basic"} <= proven, sorted(generic - proven)
 
 
@@ -364,20 +339,20 @@ def test_example_client_passes_every_generic_client_family(protocol):
 @pytest.mark.parametrize("faulty, transport", FAULTY_CASES)
 def test_faulty_example_client_fails_its_family_only(tmp_path, faulty, transport):
     targets = tmp_path / "clients.toml"
-    targets.write_text(faulty_client_table(faulty.protocol, faulty.name, faulty.path))
+    targets.write_text(faulty_client_table(faulty))
     outcome = run_sockspec("--targets", str(targets), "--transport", transport)
     assert outcome.document is not None, outcome.stderr[-2000:]
     assert outcome.status == 1, "a faulty client must make the run fail"
     mine = outcome.results(family=faulty.family)
-    assert mine, f"no {faulty.family} scenario ran for {faulty.path.name}"
+    assert mine, f"no {faulty.family} scenario ran for {faulty.name}"
     failed = [r for r in mine if r["outcome"] == "failed"]
-    assert failed, f"{faulty.family} passed on {faulty.protocol}/{faulty.path.name}"
+    assert failed, f"{faulty.family} passed on {faulty.name}"
     assert all(r["evidence"].strip() for r in failed)
     allowed = {faulty.family, *faulty.also_fails}
     unexpected = sorted({(r["family"], r["scenario"], r["outcome"], r["evidence"][:300])
                          for r in outcome.results() if r["outcome"] in ("failed", "error")
                          and r["family"] not in allowed})
-    assert not unexpected, f"{faulty.path.name} also failed: {unexpected}"
+    assert not unexpected, f"{faulty.name} also failed: {unexpected}"
 
 
 @pytest.mark.selftest

@@ -4,76 +4,32 @@ scenarios/proto_*.py judge any declared protocol in eleven families (basic,
 concurrency, partial-reads, ...). Each passes on the correct example servers
 (examples/kv, examples/frames: Python, and C when a compiler exists) over tcp,
 tcp6 and unix, and each family fails on a faulty variant of each example
-(examples/<protocol>/faulty/<defect>.py, declaring FAMILY, ALSO_FAILS and
-TRANSPORTS) while the other correctness families pass on it; every SHOULD counts
+(examples/faulty/<defect>.py, a defect of the textbook server run on each
+protocol, or examples/<protocol>/faulty/<defect>.py, one protocol's own; each declares
+FAMILY, ALSO_FAILS and TRANSPORTS: tests/example_variants.py) while the other correctness families pass on it; every SHOULD counts
 (sockspec_runner.every_level_required). The measurement and wire families prove
 themselves (tests/test_proto_measure.py).
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sockspec_runner import PROJECT, RunOutcome, run_sockspec
+from example_variants import EXAMPLES, PROTOCOLS, faulty_servers
+from sockspec_runner import RunOutcome, run_sockspec
 
-EXAMPLES = PROJECT / "examples"
-PROTOCOLS = ("kv", "frames")
 TRANSPORTS = ("tcp", "tcp6", "unix")
 # The families this file proves (the generic versions in scenarios/proto_*.py).
 FAMILIES = ("basic", "concurrency", "partial-reads", "partial-writes", "half-close",
             "graceful-close", "client-abort", "restart", "backlog", "fd-leak",
             "binary-integrity")
-
-
-@dataclass(frozen=True)
-class Variant:
-    path: Path
-    protocol: str
-    family: str
-    also_fails: tuple[str, ...]
-    transports: tuple[str, ...]
-
-    @property
-    def name(self) -> str:
-        return f"{self.protocol}-{self.path.stem}"
-
-
-def _constants(path: Path) -> dict[str, object]:
-    """The module-level literal assignments of a variant (read, not imported: every
-    variant imports its own ``server`` module)."""
-    found = {}
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
-                isinstance(node.targets[0], ast.Name):
-            try:
-                found[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                continue
-    return found
-
-
-def faulty_variants() -> list[Variant]:
-    """Every faulty variant whose FAMILY is one of ours."""
-    found = []
-    for protocol in PROTOCOLS:
-        for path in sorted((EXAMPLES / protocol / "faulty").glob("*.py")):
-            values = _constants(path)
-            if values.get("FAMILY") in FAMILIES:
-                found.append(Variant(path, protocol, values["FAMILY"],
-                                     tuple(values.get("ALSO_FAILS", ())),
-                                     tuple(values["TRANSPORTS"])))
-    return found
-
-
-VARIANTS = faulty_variants()
+VARIANTS = faulty_servers(FAMILIES)
 
 
 def write_targets(directory: Path, protocol: str, command: list[str]) -> Path:
@@ -214,7 +170,7 @@ def test_correct_servers_pass_every_family(protocol, implementation, c_servers, 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
 def test_faulty_variant_fails_its_family_only(variant, tmp_path):
     """Over TCP, every correctness family runs: its own fails with evidence, no other."""
-    outcome = run_families(tmp_path, variant.protocol, [sys.executable, str(variant.path)],
+    outcome = run_families(tmp_path, variant.protocol, variant.command,
                            ("tcp",))
     assert outcome.document is not None, outcome.stderr[-2000:]
     assert outcome.status == 1, "a faulty server must make the run fail"
@@ -236,7 +192,7 @@ OTHER_TRANSPORTS = [v for v in VARIANTS if set(v.transports) - {"tcp"}]
 @pytest.mark.parametrize("variant", OTHER_TRANSPORTS, ids=lambda v: v.name)
 def test_faulty_variant_fails_its_family_on_its_other_transports(variant, tmp_path):
     others = [t for t in variant.transports if t != "tcp"]
-    outcome = run_families(tmp_path, variant.protocol, [sys.executable, str(variant.path)],
+    outcome = run_families(tmp_path, variant.protocol, variant.command,
                            others, families=(variant.family,))
     assert outcome.document is not None, outcome.stderr[-2000:]
     for transport in others:

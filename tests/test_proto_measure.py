@@ -3,8 +3,9 @@
 
 * the correct servers (Python, and C when a compiler exists) pass every one of
   them over tcp, tcp6 and unix (wire-level: TCP only);
-* each faulty variant in examples/<protocol>/faulty/ (FAMILY, ALSO_FAILS,
-  TRANSPORTS in the file) fails its own family. The kv variants run the whole
+* each faulty variant in examples/faulty/ (run on each protocol) and
+  examples/<protocol>/faulty/ (FAMILY, ALSO_FAILS, TRANSPORTS in the file:
+  tests/example_variants.py) fails its own family. The kv variants run the whole
   generic catalogue (every DECLARED scenario, G1's families too) and nothing else
   may fail; the frames variants are the same one-method defects on the other
   framing and run only their own family (CI time: a whole generic run costs ~30 s
@@ -18,7 +19,6 @@ fixtures/faulty.
 
 from __future__ import annotations
 
-import ast
 import os
 import random
 import shutil
@@ -27,13 +27,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from sockspec_runner import PROJECT, run_sockspec
+from example_variants import EXAMPLES, PROTOCOLS, Variant, faulty_servers
+from sockspec_runner import run_sockspec
 
-EXAMPLES = PROJECT / "examples"
-PROTOCOLS = ("kv", "frames")
 MEASURE_FAMILIES = ("latency", "latency-distribution", "connection-rate", "sustained-load",
                     "concurrent-connections", "slow-client-isolation", "throughput")
 # Every scenario of proto_measure.py and proto_wire.py.
@@ -45,20 +43,10 @@ SCENARIOS = ("proto_latency_median", "proto_latency_distribution", "proto_connec
 TRANSPORTS = ("tcp", "tcp6", "unix")
 
 
-def variants(protocol: str) -> list[tuple[str, Path, SimpleNamespace]]:
-    """(name, path, declaration) of every faulty variant of ``protocol`` that proves one
-    of the measurement families (G1's variants in the same folder prove theirs). The
-    declaration is FAMILY, ALSO_FAILS and TRANSPORTS, read from the file unrun."""
-    found = []
-    for path in sorted((EXAMPLES / protocol / "faulty").glob("*.py")):
-        values = {}
-        for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
-                    getattr(node.targets[0], "id", "") in ("FAMILY", "ALSO_FAILS", "TRANSPORTS"):
-                values[node.targets[0].id] = ast.literal_eval(node.value)
-        if values.get("FAMILY") in MEASURE_FAMILIES:
-            found.append((path.stem, path, SimpleNamespace(**values)))
-    return found
+def variants(protocol: str) -> list[Variant]:
+    """Every faulty variant of ``protocol`` that proves one of the measurement families
+    (tests/example_variants.py; G1's variants prove theirs)."""
+    return [v for v in faulty_servers(MEASURE_FAMILIES) if v.protocol == protocol]
 
 
 def write_targets(folder: Path, protocol: str, servers: dict[str, list[str]]) -> Path:
@@ -96,7 +84,7 @@ def unexpected_failures(outcome, allowed: set[str], target: str | None = None) -
 
 def test_every_measure_family_has_a_faulty_variant_in_each_example():
     for protocol in PROTOCOLS:
-        proven = {module.FAMILY for _, _, module in variants(protocol)}
+        proven = {v.family for v in variants(protocol)}
         assert proven == set(MEASURE_FAMILIES), (protocol, sorted(set(MEASURE_FAMILIES) - proven))
 
 
@@ -222,9 +210,8 @@ def test_correct_servers_pass_the_measure_families(protocol, tmp_path):
     assert outcome.status == 0, outcome.stdout[-3000:]
 
 
-def run_faulty(tmp_path: Path, protocol: str, chosen: list[tuple[str, Path, object]],
-               *selection: str):
-    servers = {name: [sys.executable, str(path)] for name, path, _ in chosen}
+def run_faulty(tmp_path: Path, protocol: str, chosen: list[Variant], *selection: str):
+    servers = {variant.path.stem: variant.command for variant in chosen}
     targets = write_targets(tmp_path, protocol, servers)
     outcome = run_sockspec("--targets", str(targets), "--transport", "tcp", *selection,
                            required=True)
@@ -233,12 +220,18 @@ def run_faulty(tmp_path: Path, protocol: str, chosen: list[tuple[str, Path, obje
     return outcome
 
 
-def check_own_family_fails(outcome, name: str, path: Path, module) -> None:
-    mine = outcome.results(target=name, family=module.FAMILY)
-    assert mine, f"no {module.FAMILY} scenario ran for {path}"
+def check_own_family_fails(outcome, variant: Variant) -> None:
+    mine = outcome.results(target=variant.path.stem, family=variant.family)
+    assert mine, f"no {variant.family} scenario ran for {variant.name}"
     failed = [r for r in mine if r["outcome"] == "failed"]
-    assert failed, f"{module.FAMILY} passed on {path}"
+    assert failed, f"{variant.family} passed on {variant.name}"
     assert all(r["evidence"].strip() for r in failed)
+
+
+def check_no_other_fails(outcome, variant: Variant) -> None:
+    unexpected = unexpected_failures(outcome, {variant.family, *variant.also_fails},
+                                     variant.path.stem)
+    assert not unexpected, f"{variant.name} also failed: {unexpected}"
 
 
 # The kv variants, in two runs of about the same length (CI balances them over -n 2).
@@ -252,19 +245,17 @@ def test_kv_variants_fail_their_family_and_no_other(group, tmp_path):
     chosen = [every[i] for i in KV_GROUPS[group] if i < len(every)]
     # The whole generic catalogue: every DECLARED scenario, whoever wrote it.
     outcome = run_faulty(tmp_path, "kv", chosen, "--", "-k", "proto_")
-    for name, path, module in chosen:
-        check_own_family_fails(outcome, name, path, module)
-        unexpected = unexpected_failures(outcome, {module.FAMILY, *module.ALSO_FAILS}, name)
-        assert not unexpected, f"{path.name} also failed: {unexpected}"
+    for variant in chosen:
+        check_own_family_fails(outcome, variant)
+        check_no_other_fails(outcome, variant)
 
 
 @pytest.mark.selftest
 def test_frames_variants_fail_their_family(tmp_path):
     chosen = variants("frames")
-    families = sorted({module.FAMILY for _, _, module in chosen})
+    families = sorted({variant.family for variant in chosen})
     outcome = run_faulty(tmp_path, "frames", chosen, *families, "--", "-k", "proto_")
-    for name, path, module in chosen:
-        check_own_family_fails(outcome, name, path, module)
+    for variant in chosen:
+        check_own_family_fails(outcome, variant)
         # Only these families ran: none but its own (and those it declares) may fail.
-        unexpected = unexpected_failures(outcome, {module.FAMILY, *module.ALSO_FAILS}, name)
-        assert not unexpected, f"{path.name} also failed: {unexpected}"
+        check_no_other_fails(outcome, variant)

@@ -362,3 +362,54 @@ def test_cli_refuses_bad_declarations_in_one_line(tmp_path, args, words):
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sockspec: ") and words in lines[0], lines
+
+
+# The issue's "about 20 lines" declaration of an inline key-value server.
+TWENTY_LINES = """\
+[[protocol]]
+name = "kv"
+framing = "crlf"
+[[protocol.exchange]]
+name = "ping"
+send = "PING"
+expect = "+PONG"
+[[protocol.exchange]]
+name = "put"
+send = "SET k {payload}"
+expect = "+OK"
+[[protocol.exchange]]
+name = "get"
+send = "GET k"
+expect = "${payload}"
+[protocol.properties]
+answers_after_fin = true
+keeps_connection = true
+concurrent = true
+[protocol.binary]
+exchanges = ["put", "get"]
+alphabet = "no-whitespace"
+[protocol.large_reply]
+exchanges = ["put", "get"]
+"""
+
+
+def test_a_twenty_line_declaration_gets_the_whole_generic_catalogue():
+    from sockspec.catalogue import load_catalogue
+
+    assert len(TWENTY_LINES.splitlines()) <= 25
+    (protocol,) = parse(TWENTY_LINES)
+
+    class Declared:
+        pass
+
+    target = Declared()
+    target.protocol = protocol
+    generic = [spec for spec in load_catalogue() if DECLARED in spec.profiles]
+    families = {spec.family.name for spec in generic if spec.kind == "server"}
+    assert {"basic", "concurrency", "partial-reads", "partial-writes", "half-close",
+            "graceful-close", "client-abort", "restart", "backlog", "fd-leak",
+            "binary-integrity", "latency", "latency-distribution", "connection-rate",
+            "sustained-load", "concurrent-connections", "slow-client-isolation",
+            "throughput"} <= families
+    unmet = {spec.id: spec.unmet(target) for spec in generic if spec.unmet(target)}
+    assert not unmet, unmet

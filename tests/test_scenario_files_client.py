@@ -188,13 +188,15 @@ def test_sockspec_run_refuses_a_role_mistake_before_starting(tmp_path, kind, cap
 # -- runs -------------------------------------------------------------------------------
 
 
-def example_client(example: Path, program: str | None = None, transport: str = "tcp"):
-    """The example's [[client]] target, or the same table running another program."""
+def example_client(example: Path, program: tuple[str, ...] = (), transport: str = "tcp"):
+    """The example's [[client]] target, or the same table running another program
+    (its path relative to the example's folder, and its own first options)."""
     target, = load_target_file(example / "targets.toml").clients
-    if program is not None:
-        target = dataclasses.replace(
-            target, tcp=tuple(program if a == "client.py" else a for a in target.tcp),
-            unix=tuple(program if a == "client.py" else a for a in target.unix))
+    if program:
+        def swap(argv: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(part for a in argv for part in (program if a == "client.py" else (a,)))
+
+        target = dataclasses.replace(target, tcp=swap(target.tcp), unix=swap(target.unix))
     return ClientUnderTest(target, transport, PORTS)
 
 
@@ -209,12 +211,13 @@ def play(scenario_path: Path, client: ClientUnderTest) -> None:
 
 EXAMPLES = {
     # file: (example, faulty client, the failing step's line and what it says)
-    "kv_client_dribbled_pong": (KV, "faulty_clients/one_recv.py", None, ""),
-    "kv_client_reset_after_reply": (KV, "faulty_clients/reset_ends_quietly.py", 19,
+    "kv_client_dribbled_pong": (KV, ("faulty_clients/one_recv.py",), None, ""),
+    "kv_client_reset_after_reply": (KV, ("../faulty_clients/reset_ends_quietly.py",
+                                         "--protocol", "kv"), 19,
                                     "client fails: the client reported success (status 0) "
                                     "although this server broke the exchange"),
-    "frames_client_split_prefix": (FRAMES, "faulty_clients/one_recv.py", None, ""),
-    "frames_client_fin_mid_frame": (FRAMES, "faulty_clients/short_frame_at_eof.py", 14,
+    "frames_client_split_prefix": (FRAMES, ("faulty_clients/one_recv.py",), None, ""),
+    "frames_client_fin_mid_frame": (FRAMES, ("faulty_clients/short_frame_at_eof.py",), 14,
                                     "client fails: the client reported success (status 0) "
                                     "although this server broke the exchange"),
 }

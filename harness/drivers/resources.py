@@ -162,15 +162,31 @@ def tcp_states_of_server(pids: list[int], port: int) -> dict[str, int]:
     return {}
 
 
-def open_idle(address: Address, count: int, timeout: float) -> tuple[list[socket.socket], list[str]]:
-    """Open ``count`` connections and send nothing; return them and the connect errors."""
+def open_idle(address: Address, count: int, timeout: float,
+              total: float | None = None) -> tuple[list[socket.socket], list[str]]:
+    """Open ``count`` connections and send nothing; return them and the connect errors.
+
+    ``timeout`` bounds each connect (and stays the socket's timeout); ``total``, if
+    given, bounds them all together: once it is spent, the connects left are not
+    tried (each an error), so a server whose accept queue is full (a connect then
+    waits for SYN retransmissions) costs ``total``, not ``count`` x ``timeout``.
+    """
     held: list[socket.socket] = []
     errors: list[str] = []
-    for _ in range(count):
+    deadline = None if total is None else time.monotonic() + total
+    for number in range(count):
+        left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
+        if left <= 0:
+            errors.append(f"connects {number + 1} to {count} not tried: the {total:g} s for "
+                          f"all of them were spent")
+            break
         try:
-            held.append(connect(address, timeout, nodelay=isinstance(address, TcpAddress)))
+            sock = connect(address, left, nodelay=isinstance(address, TcpAddress))
         except (OSError, SockspecError) as exc:
             errors.append(str(exc))
+            continue
+        sock.settimeout(timeout)
+        held.append(sock)
     return held, errors
 
 

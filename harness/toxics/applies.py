@@ -33,6 +33,7 @@ MEANINGLESS: dict[str, tuple[frozenset[str], str]] = {
     "sustained-load": (ANY, _MEASURED),
     "concurrent-connections": (ANY, _MEASURED),
     "sendfile-large": (PACING_KINDS, _BULK),
+    "partial-writes": (PACING_KINDS, _BULK),
     "client-large-body": (PACING_KINDS, _BULK),
     "client-binary": (PACING_KINDS, _CLIENT_LIMIT),
     "client-half-close": (TIMING_KINDS, "it judges how soon the client ends after the "
@@ -41,6 +42,7 @@ MEANINGLESS: dict[str, tuple[frozenset[str], str]] = {
     "graceful-close": (SLICER, _SLICED),
     "client-abort": (SLICER, _SLICED),
     "odd-sizes": (SLICER, _SLICED),
+    "binary-integrity": (SLICER, _SLICED),
     "restart": (SLICER, _SLICED),
     "client-reset-mid-response": (SLICER, _CLIENT_LIMIT),
     "backlog": (ANY, _ACCEPT),

@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import client  # noqa: E402
+import textbook_client  # noqa: E402 (on sys.path once client is imported)
 
 FAMILY = "client-accept-late"
 ALSO_FAILS = ()
@@ -33,5 +34,5 @@ def connect_unbounded(where, timeout):
 
 
 if __name__ == "__main__":
-    client.connect = connect_unbounded
+    textbook_client.connect = connect_unbounded
     sys.exit(client.main())

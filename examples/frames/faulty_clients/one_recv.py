@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import client  # noqa: E402
+import textbook_client  # noqa: E402 (on sys.path once client is imported)
 
 FAMILY = "client-partial-reads"
 ALSO_FAILS = ()
@@ -23,9 +24,9 @@ TRANSPORTS = ("tcp",)
 
 class OneRecvPerFrame(client.FrameReader):
     def frame(self) -> bytes:
-        chunk = client.receive(self.sock)  # the defect: no loop until the length is met
+        chunk = textbook_client.receive(self.sock)  # the defect: no loop until the length is met
         if not chunk:
-            raise client.ServerFault("the server closed the connection before its reply")
+            raise textbook_client.ServerFault("the server closed the connection before its reply")
         return chunk[client.HEADER:]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import client  # noqa: E402
+import textbook_client  # noqa: E402 (on sys.path once client is imported)
 
 FAMILY = "client-short-body"
 ALSO_FAILS = ()
@@ -34,7 +35,7 @@ class ShortFrameReader(client.FrameReader):
                     payload = bytes(self.buffer[client.HEADER:client.HEADER + length])
                     del self.buffer[:client.HEADER + length]
                     return payload
-            chunk = client.receive(self.sock)
+            chunk = textbook_client.receive(self.sock)
             if not chunk:  # the defect: the length prefix is not checked at the FIN
                 if not self.buffer:
                     raise EndOfStream

@@ -12,12 +12,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import client  # noqa: E402
+import textbook_client  # noqa: E402 (on sys.path once client is imported)
 
 FAMILY = "client-no-answer"
 ALSO_FAILS = ()
 TRANSPORTS = ("tcp",)
 
-connect_with_timeout = client.connect
+connect_with_timeout = textbook_client.connect
 
 
 def connect_then_wait_forever(where, timeout):
@@ -27,5 +28,5 @@ def connect_then_wait_forever(where, timeout):
 
 
 if __name__ == "__main__":
-    client.connect = connect_then_wait_forever
+    textbook_client.connect = connect_then_wait_forever
     sys.exit(client.main())

@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import client  # noqa: E402
+import textbook_client  # noqa: E402 (on sys.path once client is imported)
 
 FAMILY = "client-partial-reads"
 ALSO_FAILS = ()
@@ -22,9 +23,9 @@ TRANSPORTS = ("tcp",)
 
 class OneRecvPerReply(client.LineReader):
     def line(self) -> bytes:
-        chunk = client.receive(self.sock)  # the defect: no loop until the CRLF
+        chunk = textbook_client.receive(self.sock)  # the defect: no loop until the CRLF
         if not chunk:
-            raise client.ServerFault("the server closed the connection before its reply")
+            raise textbook_client.ServerFault("the server closed the connection before its reply")
         return chunk.removesuffix(b"\r\n")
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import client  # noqa: E402
+import textbook_client  # noqa: E402 (on sys.path once client is imported)
 
 FAMILY = "client-short-body"
 ALSO_FAILS = ()
@@ -23,7 +24,7 @@ TRANSPORTS = ("tcp",)
 class ReadlineReader(client.LineReader):
     def line(self) -> bytes:
         while (end := self.buffer.find(b"\r\n")) < 0:
-            chunk = client.receive(self.sock)
+            chunk = textbook_client.receive(self.sock)
             if not chunk:  # the defect: the FIN ends the line, complete or not
                 line = bytes(self.buffer)
                 self.buffer.clear()

@@ -15,13 +15,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import client  # noqa: E402
+import textbook_client  # noqa: E402 (on sys.path once client is imported)
 
 FAMILY = "client-unix-max-path"
 ALSO_FAILS = ()
 TRANSPORTS = ("unix",)
 BSD_SUN_PATH_BYTES = 104
 
-connect_full_path = client.connect
+connect_full_path = textbook_client.connect
 
 
 def connect_bsd_sized_path(where, timeout):
@@ -32,5 +33,5 @@ def connect_bsd_sized_path(where, timeout):
 
 
 if __name__ == "__main__":
-    client.connect = connect_bsd_sized_path
+    textbook_client.connect = connect_bsd_sized_path
     sys.exit(client.main())

@@ -1,5 +1,5 @@
-"""Faulty kv server: 100 ms of blocking work per accept() in the accept loop (a reverse
-name lookup).
+"""Faulty server (any example protocol): 100 ms of blocking work per accept() in the accept
+loop (a reverse name lookup).
 
 Fails the generic family **connection-rate** (at most 10 connections a second are
 accepted, under the 25/s floor; 500 connections held at once cannot all be set up within
@@ -7,23 +7,20 @@ accepted, under the 25/s floor; 500 connections held at once cannot all be set u
 except concurrent-connections, as said. Proven over TCP by tests/test_proto_measure.py (TRANSPORTS: where it
 shows).
 
-    python3 slow_accept_loop.py -h HOST -p PORT      (or -u PATH), like ../server.py
+    python3 slow_accept_loop.py --protocol kv|frames -h HOST -p PORT      (or -u PATH)
 """
 
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from server import KVServer, main  # noqa: E402
+from variant import TextbookServer, run
 
 FAMILY = "connection-rate"
 ALSO_FAILS = ("concurrent-connections",)
 TRANSPORTS = ("tcp", "unix")
 
 
-class SlowAccept(KVServer):
+class SlowAccept(TextbookServer):
     def accept(self):
         conn = super().accept()
         time.sleep(0.1)               # the defect: slow work before the next accept()
@@ -31,4 +28,4 @@ class SlowAccept(KVServer):
 
 
 if __name__ == "__main__":
-    sys.exit(main(server_class=SlowAccept))
+    sys.exit(run(SlowAccept))

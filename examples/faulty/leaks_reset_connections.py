@@ -1,4 +1,5 @@
-"""Faulty kv server: a connection that ends in an error (a reset) is never closed.
+"""Faulty server (any example protocol): a connection that ends in an error (a reset) is
+never closed.
 
 It keeps every connection in a list, to close them all at shutdown, and closes
 and forgets one when it ends normally; a connection whose client reset it
@@ -10,22 +11,19 @@ Fails the generic family **fd-leak** (100 connections, half of them reset, leave
 descriptors open); every other generic family passes. Proven by
 tests/test_proto_families.py over tcp, tcp6.
 
-    python3 leaks_reset_connections.py -h HOST -p PORT      (or -u PATH), like ../server.py
+    python3 leaks_reset_connections.py --protocol kv|frames -h HOST -p PORT      (or -u PATH)
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from server import IDLE_TIMEOUT, KVServer, main, set_io_timeouts  # noqa: E402
+from variant import IDLE_TIMEOUT, TextbookServer, run, set_io_timeouts
 
 FAMILY = "fd-leak"
 ALSO_FAILS = ()
 TRANSPORTS = ("tcp", "tcp6")
 
 
-class LeaksResets(KVServer):
+class LeaksResets(TextbookServer):
     connections = []
 
     def handle(self, conn):
@@ -40,4 +38,4 @@ class LeaksResets(KVServer):
 
 
 if __name__ == "__main__":
-    sys.exit(main(server_class=LeaksResets))
+    sys.exit(run(LeaksResets))

@@ -1,4 +1,5 @@
-"""Faulty frames server: after the client's FIN it closes with SO_LINGER {1, 0}: RST, not FIN.
+"""Faulty server (any example protocol): after the client's FIN it closes with SO_LINGER {1,
+0}: RST, not FIN.
 
 A common trick to avoid TIME_WAIT: instead of shutdown(SHUT_WR) the
 connection is closed abortively, so the kernel sends RST and drops what its
@@ -9,28 +10,25 @@ Fails the generic family **graceful-close** (the stream ends with RST after the 
 FIN); every other generic family passes. Proven by tests/test_proto_families.py over
 tcp, tcp6.
 
-    python3 linger_zero_close.py -h HOST -p PORT      (or -u PATH), like ../server.py
+    python3 linger_zero_close.py --protocol kv|frames -h HOST -p PORT      (or -u PATH)
 """
 
 import socket
 import struct
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from server import FramesServer, main  # noqa: E402
+from variant import TextbookServer, run
 
 FAMILY = "graceful-close"
 ALSO_FAILS = ()
 TRANSPORTS = ("tcp", "tcp6")
 
 
-class LingerZero(FramesServer):
+class LingerZero(TextbookServer):
     def finish(self, conn):
         # the defect: no shutdown(SHUT_WR); the close() that follows sends RST
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 if __name__ == "__main__":
-    sys.exit(main(server_class=LingerZero))
+    sys.exit(run(LingerZero))

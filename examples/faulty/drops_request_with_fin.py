@@ -1,4 +1,5 @@
-"""Faulty frames server: a request that arrives together with the client's FIN is dropped.
+"""Faulty server (any example protocol): a request that arrives together with the client's
+FIN is dropped.
 
 After reading a request it peeks at what comes next (MSG_PEEK | MSG_DONTWAIT);
 when that is already the end of the stream it takes the request for an
@@ -9,23 +10,20 @@ Fails the generic family **half-close** (a request sent with the FIN gets no rep
 every other generic family passes. Proven by tests/test_proto_families.py over tcp,
 tcp6, unix.
 
-    python3 drops_request_with_fin.py -h HOST -p PORT      (or -u PATH), like ../server.py
+    python3 drops_request_with_fin.py --protocol kv|frames -h HOST -p PORT      (or -u PATH)
 """
 
 import socket
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from server import FramesServer, main  # noqa: E402
+from variant import TextbookServer, run
 
 FAMILY = "half-close"
 ALSO_FAILS = ()
 TRANSPORTS = ("tcp", "tcp6", "unix")
 
 
-class DropsRequestWithFin(FramesServer):
+class DropsRequestWithFin(TextbookServer):
     def read_message(self, conn, buffer):
         message = super().read_message(conn, buffer)
         if message is not None and not buffer and fin_is_next(conn):
@@ -41,4 +39,4 @@ def fin_is_next(conn):
 
 
 if __name__ == "__main__":
-    sys.exit(main(server_class=DropsRequestWithFin))
+    sys.exit(run(DropsRequestWithFin))

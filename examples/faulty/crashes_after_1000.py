@@ -1,5 +1,5 @@
-"""Faulty kv server: os._exit(3) at the 1000th connection (a fixed table of 1000 client
-slots).
+"""Faulty server (any example protocol): os._exit(3) at the 1000th connection (a fixed table
+of 1000 client slots).
 
 Fails the generic family **sustained-load** (its 1100 sequential connections cross 1000;
 connection-rate opens thousands on the shared server within its second, so the 1000th
@@ -7,23 +7,20 @@ connection-rate opens thousands on the shared server within its second, so the 1
 connection-rate, as said. Proven over TCP by tests/test_proto_measure.py (TRANSPORTS: where it
 shows).
 
-    python3 crashes_after_1000.py -h HOST -p PORT      (or -u PATH), like ../server.py
+    python3 crashes_after_1000.py --protocol kv|frames -h HOST -p PORT      (or -u PATH)
 """
 
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from server import KVServer, main  # noqa: E402
+from variant import TextbookServer, run
 
 FAMILY = "sustained-load"
 ALSO_FAILS = ("connection-rate",)
 TRANSPORTS = ("tcp", "unix")
 
 
-class Crashes(KVServer):
+class Crashes(TextbookServer):
     accepted = 0
 
     def accept(self):
@@ -36,4 +33,4 @@ class Crashes(KVServer):
 
 
 if __name__ == "__main__":
-    sys.exit(main(server_class=Crashes))
+    sys.exit(run(Crashes))

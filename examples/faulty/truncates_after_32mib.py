@@ -1,28 +1,25 @@
-"""Faulty frames server: stops answering after 32 MiB of replies on a connection and closes
-it (a per-connection byte quota).
+"""Faulty server (any example protocol): stops answering after 32 MiB of replies on a
+connection and closes it (a per-connection byte quota).
 
 Fails the generic family **throughput** (its 64 MiB of large replies on one connection
 are cut off at 32 MiB; the other families' transfers stay far below); every other
 generic family passes. Proven over TCP by tests/test_proto_measure.py (TRANSPORTS: where it
 shows).
 
-    python3 truncates_after_32mib.py -h HOST -p PORT      (or -u PATH), like ../server.py
+    python3 truncates_after_32mib.py --protocol kv|frames -h HOST -p PORT      (or -u PATH)
 """
 
 import sys
 import threading
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from server import FramesServer, HangUp, main  # noqa: E402
+from variant import HangUp, TextbookServer, run
 
 FAMILY = "throughput"
 ALSO_FAILS = ()
 TRANSPORTS = ("tcp", "unix")
 
 
-class Quota(FramesServer):
+class Quota(TextbookServer):
     sent = threading.local()      # a thread per connection: a count per connection
 
     def reply(self, conn, payload):
@@ -33,4 +30,4 @@ class Quota(FramesServer):
 
 
 if __name__ == "__main__":
-    sys.exit(main(server_class=Quota))
+    sys.exit(run(Quota))

@@ -1,29 +1,26 @@
-"""Faulty kv server: every 200th reply of a connection waits 300 ms (a periodic flush on
-the reply path).
+"""Faulty server (any example protocol): every 200th reply of a connection waits 300 ms (a
+periodic flush on the reply path).
 
 Fails the generic family **latency-distribution** (of the 2200 replies of its ping-pong,
 11 wait 300 ms, so p99.9 is over 250 ms; the latency family's 23 round trips never reach
 the 200th); every other generic family passes. Proven by tests/test_proto_measure.py
 over tcp, unix.
 
-    python3 stalls_every_200th_reply.py -h HOST -p PORT      (or -u PATH), like ../server.py
+    python3 stalls_every_200th_reply.py --protocol kv|frames -h HOST -p PORT      (or -u PATH)
 """
 
 import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from server import KVServer, main  # noqa: E402
+from variant import TextbookServer, run
 
 FAMILY = "latency-distribution"
 ALSO_FAILS = ()
 TRANSPORTS = ("tcp", "unix")
 
 
-class Stalls(KVServer):
+class Stalls(TextbookServer):
     count = threading.local()     # a thread per connection: a count per connection
 
     def reply(self, conn, payload):
@@ -34,4 +31,4 @@ class Stalls(KVServer):
 
 
 if __name__ == "__main__":
-    sys.exit(main(server_class=Stalls))
+    sys.exit(run(Stalls))

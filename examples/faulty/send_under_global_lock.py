@@ -1,27 +1,25 @@
-"""Faulty kv server: every reply is sent under one lock shared by all connections.
+"""Faulty server (any example protocol): every reply is sent under one lock shared by all
+connections.
 
 Fails the generic family **slow-client-isolation** (a client that stops reading leaves
 its thread blocked in sendall() holding the lock, so every other client's reply waits
 for it); every other generic family passes. Proven over TCP by tests/test_proto_measure.py (TRANSPORTS: where it
 shows).
 
-    python3 send_under_global_lock.py -h HOST -p PORT      (or -u PATH), like ../server.py
+    python3 send_under_global_lock.py --protocol kv|frames -h HOST -p PORT      (or -u PATH)
 """
 
 import sys
 import threading
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from server import KVServer, main  # noqa: E402
+from variant import TextbookServer, run
 
 FAMILY = "slow-client-isolation"
 ALSO_FAILS = ()
 TRANSPORTS = ("tcp", "unix")
 
 
-class OneLock(KVServer):
+class OneLock(TextbookServer):
     send_lock = threading.Lock()
 
     def reply(self, conn, payload):
@@ -30,4 +28,4 @@ class OneLock(KVServer):
 
 
 if __name__ == "__main__":
-    sys.exit(main(server_class=OneLock))
+    sys.exit(run(OneLock))

@@ -1,4 +1,5 @@
-"""Faulty frames server: each reply is one non-blocking send(), its count ignored.
+"""Faulty server (any example protocol): each reply is one non-blocking send(), its count
+ignored.
 
 As an event-loop server that writes a reply with one send() on a non-blocking
 socket and forgets the rest: when the client reads slowly and the send buffer
@@ -9,26 +10,23 @@ Fails the generic family **partial-writes** (its large reply, read in bursts, ar
 cut short); every other generic family passes except throughput (the same defect truly
 breaks them). Proven by tests/test_proto_families.py over tcp, tcp6, unix.
 
-    python3 send_once_ignoring_count.py -h HOST -p PORT      (or -u PATH), like ../server.py
+    python3 send_once_ignoring_count.py --protocol kv|frames -h HOST -p PORT      (or -u PATH)
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from server import FramesServer, main  # noqa: E402
+from variant import TextbookServer, run
 
 FAMILY = "partial-writes"
 ALSO_FAILS = ("throughput",)
 TRANSPORTS = ("tcp", "tcp6", "unix")
 
 
-class SendOnce(FramesServer):
+class SendOnce(TextbookServer):
     def reply(self, conn, payload):
         conn.setblocking(False)
         try:
-            conn.send(len(payload).to_bytes(4, "big") + payload)  # the defect: its count ignored
+            conn.send(b"".join(self.framed(payload)))  # the defect: its count ignored
         except BlockingIOError:
             pass  # ... and "nothing sent" too
         finally:
@@ -36,4 +34,4 @@ class SendOnce(FramesServer):
 
 
 if __name__ == "__main__":
-    sys.exit(main(server_class=SendOnce))
+    sys.exit(run(SendOnce))

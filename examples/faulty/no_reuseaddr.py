@@ -1,4 +1,4 @@
-"""Faulty kv server: the listening socket is bound without SO_REUSEADDR.
+"""Faulty server (any example protocol): the listening socket is bound without SO_REUSEADDR.
 
 Started on a fresh port it works; after kill -9 with clients connected, their
 connections keep the port (FIN_WAIT2, or TIME_WAIT for 60 s) and the
@@ -8,30 +8,24 @@ Fails the generic family **restart** (it cannot start again on its port after ki
 every other generic family passes. Proven by tests/test_proto_families.py over tcp,
 tcp6.
 
-    python3 no_reuseaddr.py -h HOST -p PORT      (or -u PATH), like ../server.py
+    python3 no_reuseaddr.py --protocol kv|frames -h HOST -p PORT      (or -u PATH)
 """
 
-import ipaddress
 import socket
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from server import KVServer, main  # noqa: E402
+from variant import TextbookServer, ip_family, run
 
 FAMILY = "restart"
 ALSO_FAILS = ()
 TRANSPORTS = ("tcp", "tcp6")
 
 
-class NoReuseAddr(KVServer):
+class NoReuseAddr(TextbookServer):
     def listen(self):
         if isinstance(self.address, str):
             return super().listen()
-        family = socket.AF_INET6 if ipaddress.ip_address(self.address[0]).version == 6 \
-            else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(ip_family(self.address[0]), socket.SOCK_STREAM)
         # the defect: no sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(self.address)
@@ -43,4 +37,4 @@ class NoReuseAddr(KVServer):
 
 
 if __name__ == "__main__":
-    sys.exit(main(server_class=NoReuseAddr))
+    sys.exit(run(NoReuseAddr))
