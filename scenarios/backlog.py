@@ -49,8 +49,15 @@ def test_backlog_burst_while_paused(server, metrics):
     Avoids: half-close and any exchange on the burst's connections: only handshakes are
     counted.
     """
+    burst_while_paused(server, metrics, "the server did not serve a first request")
+
+
+def burst_while_paused(server, metrics, unanswered: str) -> None:
+    """Serve one request (``unanswered``: the failure if it is not), stop the server's
+    process group, connect BURST_CONNECTIONS at once, and count the handshakes that
+    complete: the accept queue's depth (also the generic scenario's body)."""
     warm_up = probe_service(server, PROBE_TIMEOUT)
-    expect(warm_up.ok, "the server did not serve a first request", probe=warm_up.detail,
+    expect(warm_up.ok, unanswered, probe=warm_up.detail,
            level=MUST)  # basic's business: a server that serves nothing fails, not warns
     server.process.pause()
     try:

@@ -1,15 +1,8 @@
 """backlog, for any declared protocol: while the server cannot accept, connections still complete."""
 
 from sockspec.catalogue import DECLARED, scenario
-from sockspec.drivers.load import connect_burst, probe_service
-from sockspec.scenarios.backlog import (
-    BACKLOG,
-    BURST_CONNECTIONS,
-    HANDSHAKE_WINDOW_S,
-    NOT_ON_UNIX,
-    PROBE_TIMEOUT,
-)
-from sockspec.verdict import MUST, SHOULD, expect
+from sockspec.scenarios.backlog import BACKLOG, NOT_ON_UNIX, burst_while_paused
+from sockspec.verdict import SHOULD
 
 
 @scenario(BACKLOG, profiles=(DECLARED,), needs=("exchange",), fresh_server=True,
@@ -28,19 +21,4 @@ def test_proto_backlog_burst_while_paused(server, metrics):
     Avoids: half-close and any exchange on the burst's connections: only handshakes
     are counted.
     """
-    warm_up = probe_service(server, PROBE_TIMEOUT)
-    expect(warm_up.ok, "the server did not answer the first declared exchange",
-           probe=warm_up.detail, level=MUST)  # basic's business: not a SHOULD
-    server.process.pause()
-    try:
-        burst = connect_burst(server.address, BURST_CONNECTIONS, HANDSHAKE_WINDOW_S)
-    finally:
-        server.process.resume()
-    metrics.record("accept_queue_depth", burst.completed)
-    expect(burst.completed == BURST_CONNECTIONS,
-           f"only {burst.completed} of {BURST_CONNECTIONS} connections completed their "
-           f"handshake while the server was not accepting: its accept queue holds "
-           f"{burst.completed} (listen backlog about {max(burst.completed - 1, 0)})",
-           handshakes_completed=burst.completed, still_in_syn_sent=burst.pending,
-           failed=burst.failed or "none", waited_s=f"{burst.waited_s:.2f}",
-           consequence="each further client's SYN is dropped; it retries after 1 s, 2 s, 3 s")
+    burst_while_paused(server, metrics, "the server did not answer the first declared exchange")

@@ -659,19 +659,17 @@ class Parser:
     # -- one method per step
 
     def step_connect(self, tokens, state, base) -> Step:
-        name = DEFAULT_CONNECTION
-        if tokens:
-            name = self.name(tokens.pop(0), "a connection")
-        self.no_more(tokens, "connect [NAME]")
-        if name not in state.conns:
-            state.conns.append(name)
-        return Step(**base, conn=name, name=name)
+        return self.new_connection(tokens, state, base, "connect [NAME]")
 
     def step_accept(self, tokens, state, base) -> Step:
+        return self.new_connection(tokens, state, base, "accept [NAME]")
+
+    def new_connection(self, tokens, state, base, form: str) -> Step:
+        """connect or accept: the step that opens connection NAME (default: the default)."""
         name = DEFAULT_CONNECTION
         if tokens:
             name = self.name(tokens.pop(0), "a connection")
-        self.no_more(tokens, "accept [NAME]")
+        self.no_more(tokens, form)
         if name not in state.conns:
             state.conns.append(name)
         return Step(**base, conn=name, name=name)
