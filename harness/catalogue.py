@@ -125,16 +125,28 @@ class ScenarioSpec:
 
     def applies_to(self, profile: str) -> bool:
         """True for a built-in profile the scenario names, and for every declared
-        protocol when it is a DECLARED scenario (its needs decide whether it runs)."""
+        protocol when it is a DECLARED scenario (its needs decide whether it runs).
+
+        A DECLARED server scenario of the user's own runs on echo and http servers too,
+        on their built-in declarations (sockspec.protocol.builtin); the catalogue's own
+        generic scenarios do not, since echo and http have their own scenarios of
+        those families."""
         if profile in PROFILES:
-            return profile in self.profiles
+            return profile in self.profiles or (
+                DECLARED in self.profiles and self.kind == "server" and not self.builtin)
         return DECLARED in self.profiles
 
     def unmet(self, target: object) -> str | None:
         """Why the scenario cannot run on ``target``'s declared protocol (what to
         declare), or None."""
+        if DECLARED not in self.profiles:
+            return None
         protocol = getattr(target, "protocol", None)
-        if protocol is None or DECLARED not in self.profiles:
+        if protocol is None and getattr(target, "profile", None) in PROFILES:
+            from sockspec.protocol.builtin import builtin_protocol
+
+            protocol = builtin_protocol(target.profile)
+        if protocol is None:
             return None
         missing = protocol.missing(self.needs)
         return f"{self.id}: {missing}" if missing else None

@@ -69,10 +69,10 @@ class Probe:
 def probe_request(server: ServerUnderTest) -> bytes:
     """The basic exchange's request: a short echo, a GET of a small file it just wrote, or
     a declared protocol's first exchange."""
-    if server.protocol is not None:
-        return first_request(server.protocol)
     if server.profile == "echo":
         return PROBE_PAYLOAD
+    if server.profile != "http":
+        return first_request(server.protocol)
     server.put_file(PROBE_FILE, PROBE_BODY)
     return build_get_request(f"/{PROBE_FILE}", host=host_header(server.address))
 

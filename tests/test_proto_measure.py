@@ -5,11 +5,12 @@
   them over tcp, tcp6 and unix (wire-level: TCP only);
 * each faulty variant in examples/faulty/ (run on each protocol) and
   examples/<protocol>/faulty/ (FAMILY, ALSO_FAILS, TRANSPORTS in the file:
-  tests/example_variants.py) fails its own family. The kv variants run the whole
-  generic catalogue (every DECLARED scenario, G1's families too) and nothing else
-  may fail; the frames variants are the same one-method defects on the other
-  framing and run only their own family (CI time: a whole generic run costs ~30 s
-  per server).
+  tests/example_variants.py) fails its own family over tcp and over each other
+  transport it names. Over tcp the kv variants run the whole generic catalogue
+  (every DECLARED scenario, G1's families too) and nothing else may fail; the frames
+  variants are the same one-method defects on the other framing and run only the
+  measurement families of the group (CI time: a whole generic run costs ~20 s per
+  server). Over their other transports they run their own family only.
 
 Several servers share one `sockspec run` (a targets file of several [[server]]s),
 so the native engines compile once per run (~10 s), not once per server. The
@@ -210,18 +211,48 @@ def test_correct_servers_pass_the_measure_families(protocol, tmp_path):
     assert outcome.status == 0, outcome.stdout[-3000:]
 
 
-def run_faulty(tmp_path: Path, protocol: str, chosen: list[Variant], *selection: str):
+# The scenario of each measurement family (proto_measure.py: one each).
+FAMILY_SCENARIO = dict(zip(MEASURE_FAMILIES, SCENARIOS[:len(MEASURE_FAMILIES)], strict=True))
+
+
+def other_transports(variant: Variant) -> list[str]:
+    return [t for t in variant.transports if t != "tcp"]
+
+
+def selection(chosen: list[Variant], over_tcp: str) -> str:
+    """A -k expression: ``over_tcp`` (the scenarios every variant runs over tcp), and
+    each variant's own family over its other transports."""
+    items = [f"test_{FAMILY_SCENARIO[v.family]}[{v.path.stem}-{t}]"
+             for v in chosen for t in other_transports(v)]
+    return " or ".join([f"({over_tcp} and tcp])", *items])
+
+
+def run_faulty(tmp_path: Path, protocol: str, chosen: list[Variant], *families: str,
+               over_tcp: str = "proto_"):
+    """One run of several faulty servers: ``over_tcp`` (of ``families``, when given)
+    over tcp, and each variant's own family over its other transports (one run, so the
+    native engines compile once)."""
     servers = {variant.path.stem: variant.command for variant in chosen}
     targets = write_targets(tmp_path, protocol, servers)
-    outcome = run_sockspec("--targets", str(targets), "--transport", "tcp", *selection,
-                           required=True)
+    outcome = run_sockspec("--targets", str(targets), *families, "--",
+                           "-k", selection(chosen, over_tcp), required=True)
     assert outcome.document is not None, outcome.stderr[-2000:]
     assert outcome.status == 1, "faulty servers must make the run fail"
     return outcome
 
 
+def check_other_transports_fail(outcome, variant: Variant) -> None:
+    """Its own family fails, with evidence, over each of its other transports too."""
+    for transport in other_transports(variant):
+        mine = outcome.results(target=variant.path.stem, family=variant.family,
+                               transport=transport)
+        assert mine, f"no {variant.family} scenario ran for {variant.name} over {transport}"
+        assert any(r["outcome"] == "failed" and r["evidence"].strip() for r in mine), \
+            f"{variant.family} passed on {variant.name} over {transport}"
+
+
 def check_own_family_fails(outcome, variant: Variant) -> None:
-    mine = outcome.results(target=variant.path.stem, family=variant.family)
+    mine = outcome.results(target=variant.path.stem, family=variant.family, transport="tcp")
     assert mine, f"no {variant.family} scenario ran for {variant.name}"
     failed = [r for r in mine if r["outcome"] == "failed"]
     assert failed, f"{variant.family} passed on {variant.name}"
@@ -244,18 +275,20 @@ def test_kv_variants_fail_their_family_and_no_other(group, tmp_path):
     every = variants("kv")
     chosen = [every[i] for i in KV_GROUPS[group] if i < len(every)]
     # The whole generic catalogue: every DECLARED scenario, whoever wrote it.
-    outcome = run_faulty(tmp_path, "kv", chosen, "--", "-k", "proto_")
+    outcome = run_faulty(tmp_path, "kv", chosen)
     for variant in chosen:
         check_own_family_fails(outcome, variant)
         check_no_other_fails(outcome, variant)
+        check_other_transports_fail(outcome, variant)
 
 
 @pytest.mark.selftest
 def test_frames_variants_fail_their_family(tmp_path):
     chosen = variants("frames")
     families = sorted({variant.family for variant in chosen})
-    outcome = run_faulty(tmp_path, "frames", chosen, *families, "--", "-k", "proto_")
+    outcome = run_faulty(tmp_path, "frames", chosen, *families)
     for variant in chosen:
         check_own_family_fails(outcome, variant)
         # Only these families ran: none but its own (and those it declares) may fail.
         check_no_other_fails(outcome, variant)
+        check_other_transports_fail(outcome, variant)

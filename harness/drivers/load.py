@@ -64,7 +64,7 @@ def probe_service(server: ServerUnderTest, timeout: float) -> Probe:
     """
     started = time.perf_counter()
     try:
-        if server.protocol is not None:
+        if server.profile not in ("echo", "http"):
             ok, detail = first_exchange(server.protocol, server.address, timeout)
         elif server.profile == "echo":
             echo_then_close(server.address, PROBE_PAYLOAD, timeout)

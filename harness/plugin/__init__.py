@@ -123,6 +123,26 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
     return CatalogueModule.from_parent(parent, path=file_path)
 
 
+SCENARIO_FILE_MISTAKES = pytest.StashKey[int]()
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    """A scenario file with a mistake (its collection error; an xdist controller gets it
+    from the worker)."""
+    if report.failed and report.nodeid.endswith(".sockspec") and _configs:
+        stash = _configs[-1].stash
+        stash[SCENARIO_FILE_MISTAKES] = stash.get(SCENARIO_FILE_MISTAKES, 0) + 1
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A mistake in a scenario file exits 2 under xdist too (xdist ends a run with a
+    worker's collection error as 1), as without xdist and as ``sockspec run``."""
+    if session.config.stash.get(SCENARIO_FILE_MISTAKES, 0) and \
+            session.exitstatus == pytest.ExitCode.TESTS_FAILED:
+        session.exitstatus = pytest.ExitCode.INTERRUPTED
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """An xdist controller collects nothing: a scenario's record activates it."""
     if not _configs or active(_configs[-1]):

@@ -467,8 +467,9 @@ class Protocol:
 class _Reader:
     """Parses the ``[[protocol]]`` tables of one file, naming file and line on error."""
 
-    def __init__(self, file: Path, text: str) -> None:
+    def __init__(self, file: Path, text: str, builtin: bool = False) -> None:
         self.file = file
+        self.builtin = builtin   # sockspec's own declarations may use the built-in names
         self.locator = Locator(text)
         self.warnings: list[str] = []
 
@@ -505,7 +506,7 @@ class _Reader:
             raise self.error(f"{where}: key 'name' must be a letter then letters, digits, "
                              f"'_', '.', '-' (got {name!r})", at, key="name")
         where = f"[[protocol]] {name!r}"
-        if name in BUILTIN_PROFILES:
+        if name in BUILTIN_PROFILES and not self.builtin:
             raise self.error(f"{where}: {name!r} is a built-in profile; choose another name",
                              at, key="name")
         if name in names_taken:
@@ -829,7 +830,7 @@ def _raise():
 
 
 def parse_protocols(file: Path, text: str, data: dict | None = None,
-                    names_taken: set[str] | None = None) -> list[Protocol]:
+                    names_taken: set[str] | None = None, builtin: bool = False) -> list[Protocol]:
     """The ``[[protocol]]`` tables of one TOML file (already parsed as ``data``, or
     parsed here); ProtocolError naming file and line."""
     if data is None:
@@ -837,7 +838,7 @@ def parse_protocols(file: Path, text: str, data: dict | None = None,
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ProtocolError(f"{file}: not valid TOML: {exc}") from None
-    reader = _Reader(file, text)
+    reader = _Reader(file, text, builtin)
     return reader.protocols(data.get("protocol", []), set(names_taken or ()))
 
 

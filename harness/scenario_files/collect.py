@@ -7,9 +7,10 @@ make it an ordinary scenario, so the session plugin parametrizes it with one Cas
 family's marker, its results record and its ``reproduce`` command, exactly as for a
 scenario written in Python (``-k``, ``-m``, ``--lf``, ``-n``, JSON, JUnit, HTML).
 
-A file with a mistake yields no item; its one line is raised as a usage error once
-collection ends, before anything runs (pytest: ``ERROR: FILE:LINE: ...``, exit 4;
-``sockspec run`` checks the files before it starts pytest: ``sockspec: ...``, exit 2).
+A file with a mistake is a collection error whose report is its one line
+``FILE:LINE: ...``; pytest then runs nothing ("Interrupted: 1 error during
+collection", exit 2), with or without xdist. ``sockspec run`` checks the files before
+it starts pytest: ``sockspec: FILE:LINE: ...``, exit 2.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from sockspec.scenario_files.syntax import (
 )
 
 MODULE_PREFIX = "sockspec.scenario_file:"
-ERRORS = pytest.StashKey[list]()   # config: the first line of each file that failed to parse
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,15 +119,7 @@ class ScenarioFileModule(pytest.Module):
         return self._module
 
     def collect(self):
-        try:
-            module = self.obj
-        except SockspecError as exc:
-            if hasattr(self.config, "workerinput"):
-                # An xdist worker's usage error never reaches the controller; a collection
-                # error does (shown by repr_failure as its one line; the run exits 2).
-                raise
-            self.config.stash.setdefault(ERRORS, []).append(str(exc))
-            return []
+        module = self.obj   # a mistake: a collection error, shown by repr_failure
         from sockspec.plugin.session import register_family
 
         for value in vars(module).values():
@@ -136,24 +128,10 @@ class ScenarioFileModule(pytest.Module):
                 register_family(self.config, spec.family)
         return super().collect()
 
-
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, SockspecError):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style)
-
-
-class ScenarioFileErrors:
-    """Raises the first scenario-file mistake as a usage error once collection ends."""
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, config: pytest.Config, items) -> None:
-        errors = config.stash.get(ERRORS, [])
-        if errors:
-            raise pytest.UsageError(errors[0])
-
-
-ERRORS_PLUGIN = "sockspec-scenario-file-errors"
 
 
 def collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFileModule:
@@ -162,8 +140,6 @@ def collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFileModul
 
     config = parent.config
     activate(config)
-    if not config.pluginmanager.has_plugin(ERRORS_PLUGIN):
-        config.pluginmanager.register(ScenarioFileErrors(), ERRORS_PLUGIN)
     return ScenarioFileModule.from_parent(parent, path=file_path)
 
 

@@ -71,7 +71,12 @@ class ServerUnderTest:
 
     @property
     def protocol(self):
-        """Its declared protocol (sockspec.protocol.declared.Protocol), None for echo/http."""
+        """Its declared protocol (sockspec.protocol.declared.Protocol); for echo and http,
+        the built-in declaration of that profile (sockspec.protocol.builtin)."""
+        if self.target.protocol is None:
+            from sockspec.protocol.builtin import builtin_protocol
+
+            return builtin_protocol(self.profile)
         return self.target.protocol
 
     @property

@@ -68,7 +68,8 @@ def check(work: Path) -> None:
     if stray:
         raise CheckFailed(f"test-only programs in the wheel: {stray[:3]}")
     for wanted in ("sockspec/scenarios/basic.py", "sockspec/reports/templates/report.html.j2",
-                   "sockspec/plugin/__init__.py"):
+                   "sockspec/plugin/__init__.py", "sockspec/protocol/declarations/echo.toml",
+                   "sockspec/protocol/declarations/http.toml"):
         if wanted not in listed:
             raise CheckFailed(f"{wanted} missing from the wheel")
     venv = work / "venv"

@@ -1,0 +1,120 @@
+"""The split-point sweep (scenarios/partial_reads_sweep.py) judges splits, not the
+accept queue: an offset that failed among the others counts only if it fails alone.
+
+Two small echo servers in this process make it deterministic:
+* one that cannot serve two clients at once: it holds its first client 1.5 s before
+  echoing and closes any connection accepted while another is open, so the sweep's
+  first wave (8 at once) certainly fails 7 offsets; alone they pass;
+* one with a real split defect (one recv() per request): the offsets fail alone too.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from sockspec.scenarios.partial_reads_sweep import ECHO_MESSAGE, _echo_check, _sweep
+from sockspec.transport import TcpAddress
+from sockspec.verdict import ScenarioFailed
+
+FIRST_HOLD_S = 1.5
+
+
+class EchoServer:
+    """A threaded loopback echo server whose ``serve(conn, index, others)`` decides."""
+
+    def __init__(self, serve) -> None:
+        self.serve = serve
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.listener.settimeout(0.2)
+        self.address = TcpAddress("127.0.0.1", self.listener.getsockname()[1])
+        self.accepted = 0
+        self.active = 0
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.accept_loop, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopping.set()
+        self.thread.join(5)
+        self.listener.close()
+
+    def accept_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            with self.lock:
+                index, others = self.accepted, self.active
+                self.accepted += 1
+                self.active += 1
+            threading.Thread(target=self.handle, args=(conn, index, others), daemon=True).start()
+
+    def handle(self, conn: socket.socket, index: int, others: int) -> None:
+        try:
+            with conn:
+                conn.settimeout(10)
+                self.serve(conn, index, others)
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def echo_whole_message(conn: socket.socket) -> None:
+    data = b""
+    while not data.endswith(b"\n"):
+        piece = conn.recv(4096)
+        if not piece:
+            return
+        data += piece
+    conn.sendall(data)
+
+
+def one_at_a_time(conn: socket.socket, index: int, others: int) -> None:
+    if others:
+        return                      # closed at once: it came while another was open
+    if index == 0:
+        time.sleep(FIRST_HOLD_S)    # the first wave arrives while this one is open
+    echo_whole_message(conn)
+
+
+def one_recv(conn: socket.socket, index: int, others: int) -> None:
+    conn.sendall(conn.recv(4096))   # the defect: a request is what one recv() returned
+
+
+def sweep(server: EchoServer) -> dict:
+    recorded = {}
+    _sweep(SimpleNamespace(address=server.address),
+           SimpleNamespace(record=recorded.__setitem__), ECHO_MESSAGE, _echo_check)
+    return recorded
+
+
+def test_offsets_that_failed_among_others_pass_alone():
+    with EchoServer(one_at_a_time) as server:
+        recorded = sweep(server)
+    offsets = len(ECHO_MESSAGE) - 1
+    assert recorded == {"split_offsets_tried": offsets, "split_offsets_failed": 0}
+    # The first wave's other 7 connections were closed and tried again alone.
+    assert server.accepted >= offsets + 7
+
+
+def test_a_split_defect_fails_alone_too():
+    with EchoServer(one_recv) as server:
+        with pytest.raises(ScenarioFailed) as failed:
+            sweep(server)
+    offsets = len(ECHO_MESSAGE) - 1
+    assert f"at {offsets} of {offsets} byte offsets: 1-{offsets}" in failed.value.summary
+    assert failed.value.facts["failed_among_others"] == offsets
+    assert failed.value.facts["retried_alone"] == offsets
+    assert server.accepted == 2 * offsets
