@@ -170,15 +170,16 @@ def test_failing_offsets_are_shown_as_ranges():
 
 
 @pytest.mark.selftest
-def test_references_pass_every_new_family_over_every_transport():
+def test_references_pass_every_new_family():
+    # Over tcp: CI's conformance-{tcp,tcp6,unix} envs run these families (the whole
+    # catalogue, --strict) on the references over every transport.
     outcome = run_sockspec("--target", "reference-echo", "--target", "reference-http",
-                           *NEW_FAMILIES, *SWEEPS)
+                           "--transport", "tcp", *NEW_FAMILIES, *SWEEPS)
     assert outcome.status == 0, outcome.stdout[-3000:]
     seen = {(r["scenario"], r["transport"]) for r in outcome.results(outcome="passed")}
-    expected = {(s, t) for s in ("fd_exhaustion_echo", "fd_exhaustion_http", "close_wait_echo",
-                                 "close_wait_http", "idle_blackhole_echo", "idle_blackhole_http",
-                                 *SWEEPS)
-                for t in ("tcp", "tcp6", "unix")}
+    expected = {(s, "tcp") for s in ("fd_exhaustion_echo", "fd_exhaustion_http",
+                                     "close_wait_echo", "close_wait_http",
+                                     "idle_blackhole_echo", "idle_blackhole_http", *SWEEPS)}
     assert seen == expected
     spin = [r["metrics"]["runnable_share_while_saturated"]
             for r in outcome.results(family="fd-exhaustion")]

@@ -200,3 +200,34 @@ def test_faulty_variant_fails_its_family_on_its_other_transports(variant, tmp_pa
         assert results, f"no {variant.family} scenario ran over {transport}"
         assert any(r["outcome"] == "failed" and r["evidence"].strip() for r in results), \
             f"{variant.family} passed on {variant.name} over {transport}"
+
+
+# The measurement families (scenarios/proto_measure.py; tests/test_proto_measure.py proves
+# them on their own variants).
+MEASURE_FAMILIES = ("latency", "latency-distribution", "connection-rate", "sustained-load",
+                    "concurrent-connections", "slow-client-isolation", "throughput")
+
+
+@pytest.mark.exhaustive
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_correctness_variants_fail_no_measurement_family_they_do_not_declare(protocol, tmp_path):
+    """Every correctness variant of ``protocol`` in one run of the measurement families
+    over tcp: none fails one its ALSO_FAILS does not name (CI proves "only its own
+    family" against the correctness families; this adds the measurement ones, ~70 s)."""
+    chosen = [v for v in VARIANTS if v.protocol == protocol]
+    lines = [f"protocols = [{json.dumps(str(EXAMPLES / protocol / 'protocol.toml'))}]"]
+    for variant in chosen:
+        lines += ["", "[[server]]", f'name = "{variant.path.stem}"', f'profile = "{protocol}"',
+                  f"tcp = {json.dumps([*variant.command, '-h', '{host}', '-p', '{port}'])}"]
+    targets = tmp_path / "targets.toml"
+    targets.write_text("\n".join(lines) + "\n")
+    outcome = run_sockspec("--targets", str(targets), "--transport", "tcp", *MEASURE_FAMILIES,
+                           "--", "-k", "proto_", required=True, timeout=1200)
+    assert outcome.document is not None, outcome.stderr[-2000:]
+    for variant in chosen:
+        ran = outcome.results(target=variant.path.stem)
+        assert {r["family"] for r in ran} == set(MEASURE_FAMILIES), variant.name
+        unexpected = sorted({(r["family"], r["scenario"], r["outcome"]) for r in ran
+                             if r["outcome"] in ("failed", "error")
+                             and r["family"] not in (variant.family, *variant.also_fails)})
+        assert not unexpected, f"{variant.name} also failed: {unexpected}"
