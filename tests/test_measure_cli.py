@@ -68,3 +68,23 @@ def test_the_module_runs_as_a_command():
                           timeout=60)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("sockspec measure: ") and len(done.stderr.splitlines()) == 1
+
+
+def test_a_json_path_that_cannot_take_output_is_refused_before_measuring(tmp_path, capsys):
+    # A directory: one line, exit 2, and nothing measured (the server is never contacted).
+    with ScriptedServer(echo) as address:
+        status = main(["throughput", str(address), "--bytes", "1000", "--json", str(tmp_path)])
+    err = capsys.readouterr()
+    assert status == 2 and err.out == ""
+    assert err.err.strip() == f"sockspec measure: --json {tmp_path}: is a directory"
+
+
+def test_the_json_replaces_a_file_atomically_and_keeps_its_mode(tmp_path):
+    out = tmp_path / "m.json"
+    out.write_text("old")
+    out.chmod(0o640)
+    with ScriptedServer(echo) as address:
+        assert main(["throughput", str(address), "--bytes", "1000", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["command"] == "throughput"
+    assert out.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]   # no temporary left

@@ -148,17 +148,26 @@ COMMANDS = {"latency": command_latency, "connrate": command_connrate,
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sockspec.reports.outputs import OutputError, check_outputs, write_output
+
     try:
         args = build_parser().parse_args(argv)
+        # Like sockspec run's outputs: checked before measuring, written atomically, and
+        # never a directory, a device or a socket replaced.
+        check_outputs([("--json", args.json)])
         text, metrics, ok = COMMANDS[args.command](args)
-    except SockspecError as exc:
+    except (SockspecError, OutputError) as exc:
         print(f"sockspec measure: {exc}", file=sys.stderr)
         return exc.exit_status
     print(text)
     for name, value in metrics.items():
         print(f"  {name} = {value:.6g}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"command": args.command, "ok": ok,
-                                         "metrics": metrics}, indent=2) + "\n")
+        try:
+            write_output(args.json, json.dumps({"command": args.command, "ok": ok,
+                                                "metrics": metrics}, indent=2) + "\n",
+                         "--json")
+        except OutputError as exc:
+            print(f"sockspec measure: {exc}", file=sys.stderr)
+            return exc.exit_status
     return 0 if ok else 1
