@@ -4,7 +4,9 @@ accept queue: an offset that failed among the others counts only if it fails alo
 Two small echo servers in this process make it deterministic:
 * one that cannot serve two clients at once: it holds its first client 1.5 s before
   echoing and closes any connection accepted while another is open, so the sweep's
-  first wave (8 at once) certainly fails 7 offsets; alone they pass;
+  first wave (8 at once) certainly fails 7 offsets; alone they pass. A connection
+  stops counting as open before its reply (or its close) leaves, so the client's next
+  connection, which waits for that reply, never finds it still open;
 * one with a real split defect (one recv() per request): the offsets fail alone too.
 """
 
@@ -25,7 +27,9 @@ FIRST_HOLD_S = 1.5
 
 
 class EchoServer:
-    """A threaded loopback echo server whose ``serve(conn, index, others)`` decides."""
+    """A threaded loopback echo server whose ``serve(conn, index, others, done)`` decides;
+    ``done()`` ends the connection's count as open (called at the latest before its
+    close)."""
 
     def __init__(self, serve) -> None:
         self.serve = serve
@@ -60,36 +64,40 @@ class EchoServer:
             threading.Thread(target=self.handle, args=(conn, index, others), daemon=True).start()
 
     def handle(self, conn: socket.socket, index: int, others: int) -> None:
+        counted = [True]
+
+        def done() -> None:
+            with self.lock:
+                if counted[0]:
+                    counted[0] = False
+                    self.active -= 1
+
         try:
-            with conn:
-                conn.settimeout(10)
-                self.serve(conn, index, others)
+            conn.settimeout(10)
+            self.serve(conn, index, others, done)
         except OSError:
             pass
         finally:
-            with self.lock:
-                self.active -= 1
+            done()
+            conn.close()
 
 
-def echo_whole_message(conn: socket.socket) -> None:
+def one_at_a_time(conn: socket.socket, index: int, others: int, done) -> None:
+    if others:
+        return                      # closed at once: it came while another was open
+    if index == 0:
+        time.sleep(FIRST_HOLD_S)    # the first wave arrives while this one is open
     data = b""
     while not data.endswith(b"\n"):
         piece = conn.recv(4096)
         if not piece:
             return
         data += piece
+    done()
     conn.sendall(data)
 
 
-def one_at_a_time(conn: socket.socket, index: int, others: int) -> None:
-    if others:
-        return                      # closed at once: it came while another was open
-    if index == 0:
-        time.sleep(FIRST_HOLD_S)    # the first wave arrives while this one is open
-    echo_whole_message(conn)
-
-
-def one_recv(conn: socket.socket, index: int, others: int) -> None:
+def one_recv(conn: socket.socket, index: int, others: int, done) -> None:
     conn.sendall(conn.recv(4096))   # the defect: a request is what one recv() returned
 
 
