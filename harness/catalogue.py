@@ -141,11 +141,9 @@ class ScenarioSpec:
         declare), or None."""
         if DECLARED not in self.profiles:
             return None
-        protocol = getattr(target, "protocol", None)
-        if protocol is None and getattr(target, "profile", None) in PROFILES:
-            from sockspec.protocol.builtin import builtin_protocol
+        from sockspec.protocol.builtin import protocol_of
 
-            protocol = builtin_protocol(target.profile)
+        protocol = protocol_of(target)
         if protocol is None:
             return None
         missing = protocol.missing(self.needs)

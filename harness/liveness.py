@@ -36,6 +36,7 @@ from sockspec.drivers.load import PROBE_BODY, PROBE_FILE, PROBE_PAYLOAD
 from sockspec.errors import ConnectError, HarnessError, SockspecError
 from sockspec.protocol.conversation import first_request
 from sockspec.reference.http_fetch import build_get_request, host_header
+from sockspec.targets import PROFILES
 from sockspec.transport import connect, send_all
 from sockspec.under_test.server import ServerUnderTest
 
@@ -71,7 +72,7 @@ def probe_request(server: ServerUnderTest) -> bytes:
     a declared protocol's first exchange."""
     if server.profile == "echo":
         return PROBE_PAYLOAD
-    if server.profile != "http":
+    if server.profile not in PROFILES:
         return first_request(server.protocol)
     server.put_file(PROBE_FILE, PROBE_BODY)
     return build_get_request(f"/{PROBE_FILE}", host=host_header(server.address))

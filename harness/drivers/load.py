@@ -23,6 +23,7 @@ from sockspec.drivers.streams import parse_small_response
 from sockspec.errors import HarnessError, SockspecError
 from sockspec.protocol.conversation import first_exchange
 from sockspec.reference.client import build_get_request, fetch, host_header
+from sockspec.targets import PROFILES
 from sockspec.transport import (
     Address,
     TcpAddress,
@@ -64,7 +65,7 @@ def probe_service(server: ServerUnderTest, timeout: float) -> Probe:
     """
     started = time.perf_counter()
     try:
-        if server.profile not in ("echo", "http"):
+        if server.profile not in PROFILES:
             ok, detail = first_exchange(server.protocol, server.address, timeout)
         elif server.profile == "echo":
             echo_then_close(server.address, PROBE_PAYLOAD, timeout)

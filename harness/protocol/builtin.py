@@ -26,3 +26,13 @@ def builtin_protocol(profile: str) -> Protocol:
     path = DECLARATIONS / f"{profile}.toml"
     (protocol,) = parse_protocols(path, path.read_text(), builtin=True)
     return protocol
+
+
+def protocol_of(target) -> Protocol | None:
+    """A target's declared protocol, or its built-in profile's declaration (None for a
+    target of neither, such as a client of a declared protocol not yet given)."""
+    if target.protocol is not None:
+        return target.protocol
+    if target.profile in BUILTIN_PROFILES:
+        return builtin_protocol(target.profile)
+    return None

@@ -73,11 +73,9 @@ class ServerUnderTest:
     def protocol(self):
         """Its declared protocol (sockspec.protocol.declared.Protocol); for echo and http,
         the built-in declaration of that profile (sockspec.protocol.builtin)."""
-        if self.target.protocol is None:
-            from sockspec.protocol.builtin import builtin_protocol
+        from sockspec.protocol.builtin import protocol_of
 
-            return builtin_protocol(self.profile)
-        return self.target.protocol
+        return protocol_of(self.target)
 
     @property
     def root(self) -> Path:
