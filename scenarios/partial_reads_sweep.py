@@ -113,10 +113,17 @@ def _sweep(server, metrics, request: bytes, check) -> None:
 
 def _retry_alone(server, request: bytes, check,
                  together: list[SplitOutcome]) -> tuple[list[SplitOutcome], int]:
-    """The offsets that failed among the others, tried again one at a time within
-    RETRY_BUDGET_S: those that fail alone too, and those left untried; and how many
-    were tried."""
-    deadline = time.monotonic() + RETRY_BUDGET_S
+    """The offsets that failed among the others, tried again one at a time."""
+    return retry_alone(together,
+                       lambda outcome: _split_exchange(server, request, outcome.offset, check))
+
+
+def retry_alone(together: list, again, budget_s: float = RETRY_BUDGET_S) -> tuple[list, int]:
+    """Each of ``together`` (outcomes with a ``problem``, failed among others) tried
+    again alone by ``again(outcome)``, one at a time, within ``budget_s``: the ones that
+    fail alone too (their new outcome) and those left untried (as they were); and how
+    many were tried."""
+    deadline = time.monotonic() + budget_s
     failed = []
     retried = 0
     for outcome in together:
@@ -124,7 +131,7 @@ def _retry_alone(server, request: bytes, check,
             failed.append(outcome)
             continue
         retried += 1
-        alone = _split_exchange(server, request, outcome.offset, check)
+        alone = again(outcome)
         if alone.problem is not None:
             failed.append(alone)
     return failed, retried

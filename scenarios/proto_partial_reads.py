@@ -9,15 +9,17 @@ are as declared; each exchange has its own connection, a few at a time):
 - a split at every byte offset: one connection per offset sends the bytes before
   it, pauses, then the rest. A server that assumes some part of a message comes in
   one recv() (a verb, a length prefix) fails on a few offsets only; the evidence
-  lists them.
+  lists them. An offset that failed among the others is tried again alone before
+  it counts (as the echo and http sweeps do): a split defect fails alone too, a
+  server that cannot take a few connections at once is concurrency's and backlog's.
 """
 
 import time
 
 from sockspec.catalogue import DECLARED, scenario
-from sockspec.drivers.declared import Tried, send_split, try_all, wire_of
+from sockspec.drivers.declared import Tried, send_split, try_all, try_exchange, wire_of
 from sockspec.scenarios.partial_reads import PARTIAL_READS
-from sockspec.scenarios.partial_reads_sweep import _ranges
+from sockspec.scenarios.partial_reads_sweep import _ranges, retry_alone
 from sockspec.transport import send_all
 from sockspec.verdict import MUST, expect
 
@@ -109,9 +111,9 @@ def test_proto_split_point_sweep(server, metrics):
 
     Trigger: for each exchange and each offset k of its request (1 .. length-1), one
     connection sends the first k bytes, pauses 50 ms, then sends the rest; 6
-    connections at a time.
-    Verdict: every connection gets the declared reply; the evidence lists, per
-    exchange, the offsets that did not.
+    connections at a time. An offset that failed is tried again alone.
+    Verdict: every connection gets the declared reply, alone if not among the others;
+    the evidence lists, per exchange, the offsets that did not.
     Avoids: half-close (no FIN before the reply is in) and judging how the stream ends.
     """
     protocol = server.protocol
@@ -121,7 +123,10 @@ def test_proto_split_point_sweep(server, metrics):
     tried = try_all(protocol, server.address, cases,
                     lambda index, offset: send_split((offset,), PAUSE_BETWEEN_PIECES_S),
                     REPLY_TIMEOUT, CONNECTIONS_AT_ONCE)
-    failed = [t for t in tried if t.problem is not None]
+    together = [t for t in tried if t.problem is not None]
+    failed, retried = retry_alone(together, lambda t: try_exchange(
+        protocol, server.address, t.index, t.variant,
+        send_split((t.variant,), PAUSE_BETWEEN_PIECES_S), REPLY_TIMEOUT))
     metrics.record("split_offsets_tried", len(tried))
     metrics.record("split_offsets_failed", len(failed))
     by_exchange: dict[str, list[int]] = {}
@@ -135,4 +140,5 @@ def test_proto_split_point_sweep(server, metrics):
            failing_offsets=offsets or "none",
            first_failures=shown + ("; ..." if len(failed) > SHOWN_FAILURES else ""),
            pause_at_split_s=PAUSE_BETWEEN_PIECES_S, connections_at_once=CONNECTIONS_AT_ONCE,
+           failed_among_others=len(together), retried_alone=retried,
            sweep_took_s=f"{time.monotonic() - started:.2f}")

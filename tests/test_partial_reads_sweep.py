@@ -8,6 +8,9 @@ Two small echo servers in this process make it deterministic:
   stops counting as open before its reply (or its close) leaves, so the client's next
   connection, which waits for that reply, never finds it still open;
 * one with a real split defect (one recv() per request): the offsets fail alone too.
+
+The same two servers judge the declared-protocol sweep (scenarios/proto_partial_reads.py)
+through the built-in echo declaration: its exchange is a line echoed back.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from sockspec.drivers.declared import wire_of
+from sockspec.protocol.builtin import builtin_protocol
+from sockspec.scenarios import proto_partial_reads
 from sockspec.scenarios.partial_reads_sweep import ECHO_MESSAGE, _echo_check, _sweep
 from sockspec.transport import TcpAddress
 from sockspec.verdict import ScenarioFailed
@@ -123,6 +129,35 @@ def test_a_split_defect_fails_alone_too():
             sweep(server)
     offsets = len(ECHO_MESSAGE) - 1
     assert f"at {offsets} of {offsets} byte offsets: 1-{offsets}" in failed.value.summary
+    assert failed.value.facts["failed_among_others"] == offsets
+    assert failed.value.facts["retried_alone"] == offsets
+    assert server.accepted == 2 * offsets
+
+
+def declared_sweep(server: EchoServer) -> dict:
+    recorded = {}
+    proto_partial_reads.test_proto_split_point_sweep(
+        SimpleNamespace(address=server.address, protocol=builtin_protocol("echo")),
+        SimpleNamespace(record=recorded.__setitem__))
+    return recorded
+
+
+def test_declared_sweep_offsets_that_failed_among_others_pass_alone():
+    offsets = len(wire_of(builtin_protocol("echo"), 0)) - 1
+    with EchoServer(one_at_a_time) as server:
+        recorded = declared_sweep(server)
+    assert recorded == {"split_offsets_tried": offsets, "split_offsets_failed": 0}
+    # The first wave's other 5 connections (6 at once) were closed and tried again alone.
+    assert server.accepted >= offsets + 5
+
+
+def test_declared_sweep_split_defect_fails_alone_too():
+    offsets = len(wire_of(builtin_protocol("echo"), 0)) - 1
+    with EchoServer(one_recv) as server:
+        with pytest.raises(ScenarioFailed) as failed:
+            declared_sweep(server)
+    assert f"failed at {offsets} of {offsets} (exchange, offset) pairs: echo: 1-{offsets}" \
+        in failed.value.summary
     assert failed.value.facts["failed_among_others"] == offsets
     assert failed.value.facts["retried_alone"] == offsets
     assert server.accepted == 2 * offsets
