@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from report_samples import RUN
 from sockspec_runner import PROJECT
 
@@ -202,17 +203,21 @@ HARNESS_TROUBLE = textwrap.dedent('''
 ''')
 
 
-def test_a_harness_error_raised_by_a_scenario_is_an_error_not_a_failure(tmp_path):
+@pytest.mark.parametrize("workers", ([], ["-n", "2"]), ids=("serial", "xdist"))
+def test_a_harness_error_raised_by_a_scenario_is_an_error_not_a_failure(tmp_path, workers):
     (tmp_path / "test_trouble.py").write_text(HARNESS_TROUBLE)
     results = tmp_path / "results.json"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "sockspec.plugin.session", "-p", "no:cacheprovider",
          "-p", "no:randomly", "-q", "--rootdir", str(tmp_path), "-c", "/dev/null",
          "--target", "reference-echo", "--transport", "tcp",
-         "--sockspec-json", str(results), str(tmp_path / "test_trouble.py")],
+         "--sockspec-json", str(results), *workers, str(tmp_path / "test_trouble.py")],
         cwd=PROJECT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert results.exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
     (record,) = json.loads(results.read_text())["results"]
     assert record["outcome"] == "error", record
     assert record["evidence"] == "could not write the document root: No space left on device"
     assert record["hint"] == ""
+    # pytest's own summary line says so too, and the run still exits 1.
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[-1].startswith("1 error in "), proc.stdout[-500:]

@@ -312,6 +312,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.failed and call.excinfo is not None and isinstance(call.excinfo.value,
                                                                   HarnessError):
         record["harness_error"] = True  # the harness's own trouble: error, and no hint
+        report.sockspec_harness_error = True  # and so in pytest's own lines (teststatus)
     facts = _record_facts(item, call, report)
     if facts:
         record["facts"] = facts  # for the root-cause grouping (reports/causes.py)
@@ -342,9 +343,14 @@ def level_line(level: str, spec: ScenarioSpec, warned: bool) -> str:
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
-    """A warning shows as W / WARNING and is counted as "warned", not "passed"."""
+    """A warning shows as W / WARNING and is counted as "warned", not "passed"; the
+    harness's own trouble in a call (HarnessError) as E / ERROR, counted as "error"
+    (pytest says so of a broken setup or teardown), as the results JSON does."""
     if report.when == "call" and getattr(report, "sockspec_warning", None):
         return "warned", "W", ("WARNING", {"yellow": True})
+    if report.when == "call" and report.failed \
+            and getattr(report, "sockspec_harness_error", False):
+        return "error", "E", ("ERROR", {"red": True})
     return None
 
 
