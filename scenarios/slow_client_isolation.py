@@ -10,7 +10,7 @@ sockets) stops serving every other client until the slow one reads or leaves.
 import time
 
 from sockspec.catalogue import Family, scenario
-from sockspec.drivers.load import echo_then_close, fill_until_blocked
+from sockspec.drivers.load import echo_then_close, fill_until_blocked, wait_until_still
 from sockspec.errors import SockspecError
 from sockspec.transport import abort, connect
 from sockspec.verdict import SHOULD, expect
@@ -30,6 +30,10 @@ CONNECT_TIMEOUT = 5.0
 SLOW_CLIENT_MAX_BYTES = 64 * 1024 * 1024
 FILL_STALL_S = 0.2              # no room for this long: the server's send() to us blocks
 FILL_TIME_LIMIT = 10.0
+# Then both queues of the slow connection must stand still this long (the server
+# neither reads from it nor sends to it) before the second client comes: a server
+# busy for a moment after the fill could otherwise still be between two send()s.
+STILL_S = 0.5
 # A ping takes well under a millisecond; 2 s tolerates a very busy machine and
 # still catches a server that waits for the slow client (forever, or for an
 # idle timeout of many seconds).
@@ -46,8 +50,8 @@ def test_slow_client_isolation_echo(server, metrics):
     """Another client's ping is answered within 2 s while one client does not read.
 
     Trigger: a slow client sends without ever reading until the server stops
-    taking its bytes (up to 64 MiB), and stays connected; a second client then
-    connects and sends one 35-byte line.
+    taking its bytes (up to 64 MiB) and, for 0.5 s, sends it nothing either, and
+    stays connected; a second client then connects and sends one 35-byte line.
     Verdict: the line comes back whole within 2 s. (The server gets a server
     of its own: the slow client leaves one of its connections stuck in send()
     until the reset that ends the scenario.)
@@ -57,6 +61,7 @@ def test_slow_client_isolation_echo(server, metrics):
     try:
         fill = fill_until_blocked(slow, max_bytes=SLOW_CLIENT_MAX_BYTES, stall_s=FILL_STALL_S,
                                   time_limit=FILL_TIME_LIMIT)
+        still = fill.blocked and wait_until_still(slow, STILL_S, FILL_TIME_LIMIT)
         started = time.perf_counter()
         try:
             echo_then_close(server.address, PING, PING_LIMIT_S)
@@ -70,6 +75,8 @@ def test_slow_client_isolation_echo(server, metrics):
     slow_client = (f"sent {fill.sent} bytes, read none; "
                    + ("the server stopped taking bytes" if fill.blocked
                       else f"still sending after {fill.elapsed_s:.1f} s")
+                   + (f", and sent it nothing for {STILL_S:g} s" if still
+                      else ", but went on sending to it" if fill.blocked else "")
                    + (f"; send failed: {fill.error}" if fill.error else ""))
     expect(problem is None and ping_s <= PING_LIMIT_S,
            f"a ping was not answered within {PING_LIMIT_S:g} s while another client "

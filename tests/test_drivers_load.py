@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+import threading
 import time
 
 import pytest
@@ -19,6 +20,7 @@ from sockspec.drivers.load import (
     run_in_sequence,
     settle_count,
     tcp_states_on_port,
+    wait_until_still,
 )
 from sockspec.errors import SockspecError
 from sockspec.reference.server import ReferenceServer
@@ -111,6 +113,53 @@ def test_fill_until_blocked_stops_at_the_byte_cap():
     with ours, theirs:
         fill = fill_until_blocked(ours, max_bytes=1000, stall_s=0.05, time_limit=IO_TIMEOUT)
     assert (fill.sent, fill.blocked) == (1000, False)
+
+
+def _tcp_pair() -> tuple[socket.socket, socket.socket]:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        ours = socket.create_connection(listener.getsockname(), timeout=IO_TIMEOUT)
+        theirs, _ = listener.accept()
+    theirs.settimeout(IO_TIMEOUT)
+    return ours, theirs
+
+
+def _peer_acts(theirs: socket.socket, act, stop: threading.Event) -> threading.Thread:
+    def run():
+        while not stop.wait(0.02):
+            act(theirs)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_wait_until_still_returns_once_the_peer_neither_reads_nor_sends():
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        fill_until_blocked(ours, max_bytes=64 * 1024 * 1024, stall_s=0.05,
+                           time_limit=IO_TIMEOUT)
+        began = time.monotonic()
+        assert wait_until_still(ours, 0.2, IO_TIMEOUT)
+        assert 0.2 <= time.monotonic() - began < IO_TIMEOUT
+
+
+@pytest.mark.parametrize("act", ("sends to us", "reads from us"))
+def test_wait_until_still_waits_out_a_peer_that_still_moves(act):
+    """A peer that stopped taking bytes for a moment but still sends (replies it owes),
+    or reads again: not still, however long it goes on (here: 0.6 s of it)."""
+    ours, theirs = _tcp_pair()   # MiBs in its queues: a reader 64 KiB at a time lasts
+    with ours, theirs:
+        fill_until_blocked(ours, max_bytes=64 * 1024 * 1024, stall_s=0.05,
+                           time_limit=IO_TIMEOUT)
+        stop = threading.Event()
+        step = ((lambda peer: peer.send(b"x" * 64)) if act == "sends to us"
+                else (lambda peer: peer.recv(64 * 1024)))
+        thread = _peer_acts(theirs, step, stop)
+        try:
+            assert not wait_until_still(ours, 0.2, 0.6)
+        finally:
+            stop.set()
+            thread.join(IO_TIMEOUT)
+        assert wait_until_still(ours, 0.2, IO_TIMEOUT)  # it stopped: still at last
 
 
 def test_echo_connection_shapes_against_the_reference_server():

@@ -248,14 +248,18 @@ def check_other_transports_fail(outcome, variant: Variant) -> None:
                                transport=transport)
         assert mine, f"no {variant.family} scenario ran for {variant.name} over {transport}"
         assert any(r["outcome"] == "failed" and r["evidence"].strip() for r in mine), \
-            f"{variant.family} passed on {variant.name} over {transport}"
+            (f"{variant.family} did not fail on {variant.name} over {transport}: "
+             + "; ".join(f"{r['scenario']} {r['outcome']}: {r['evidence'][:600]}"
+                         for r in mine))
 
 
 def check_own_family_fails(outcome, variant: Variant) -> None:
     mine = outcome.results(target=variant.path.stem, family=variant.family, transport="tcp")
     assert mine, f"no {variant.family} scenario ran for {variant.name}"
     failed = [r for r in mine if r["outcome"] == "failed"]
-    assert failed, f"{variant.family} passed on {variant.name}"
+    assert failed, (f"{variant.family} did not fail on {variant.name}: "
+                    + "; ".join(f"{r['scenario']} {r['outcome']}: {r['evidence'][:600]}"
+                                for r in mine))
     assert all(r["evidence"].strip() for r in failed)
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sockspec.drivers.owed import _queued_on, _unsent_on
 from sockspec.drivers.streams import parse_small_response
 from sockspec.errors import HarnessError, SockspecError
 from sockspec.protocol.conversation import first_exchange
@@ -224,6 +225,30 @@ def fill_until_blocked(
     finally:
         sock.settimeout(previous_timeout)
     return Fill(sent, blocked, time.perf_counter() - started, error)
+
+
+def wait_until_still(sock: socket.socket, still_s: float, limit_s: float) -> bool:
+    """After a fill: wait until the peer neither sends to us nor takes our bytes for
+    ``still_s`` (our receive queue and our unsent bytes the same size, FIONREAD and
+    SIOCOUTQ), at most ``limit_s``; whether it did.
+
+    A fill ends when our send() has found no room for its stall time. That says
+    the peer stopped reading, not that its send() to us is blocked: a busy peer
+    (not scheduled for a moment, or still writing replies it owes) may yet be
+    sending. Once both queues stand still, a peer with requests left to answer is
+    blocked in send() to us, which is what slow-client-isolation needs before its
+    second client comes."""
+    deadline = time.perf_counter() + limit_s
+    last = (_queued_on(sock), _unsent_on(sock))
+    since = time.perf_counter()
+    while (now := time.perf_counter()) < deadline:
+        if now - since >= still_s:
+            return True
+        time.sleep(min(still_s / 10, deadline - now))
+        sizes = (_queued_on(sock), _unsent_on(sock))
+        if sizes != last:
+            last, since = sizes, time.perf_counter()
+    return False
 
 
 # ---------------------------------------------------------- connect bursts
