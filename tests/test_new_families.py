@@ -139,8 +139,15 @@ def test_lower_fd_limit_makes_the_process_run_out_of_descriptors():
 
 
 def test_tcp_states_of_server_count_close_wait_on_the_servers_port():
-    """A socket whose peer sent FIN and that was not closed is in CLOSE_WAIT until close()."""
-    with socket.create_server(("127.0.0.1", 0)) as listener:
+    """A socket whose peer sent FIN and that was not closed is in CLOSE_WAIT until close().
+
+    /proc/PID/net/tcp lists every socket of the namespace. The listener binds without
+    SO_REUSEADDR (create_server sets it), so the kernel gives it a port no other socket
+    holds and no later connect() takes as its source port; with it, the port was once
+    one that five client sockets of other tests, in CLOSE_WAIT, also had (8 == 3)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
         port = listener.getsockname()[1]
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
         accepted = [listener.accept()[0] for _ in clients]
