@@ -30,7 +30,7 @@ from sockspec.drivers.declared import (
     fixed_exchange,
     hold_declared,
 )
-from sockspec.drivers.load import run_in_sequence, wait_until_still
+from sockspec.drivers.load import run_in_sequence
 from sockspec.errors import HarnessError, SockspecError
 from sockspec.measure.concurrent import hold_concurrent
 from sockspec.measure.connrate import ConnRateRequest
@@ -278,8 +278,8 @@ def test_proto_slow_client_isolation(server, metrics):
     Trigger: a slow client runs the large-reply sequence's earlier exchanges, then
     sends its last request (256 KiB payloads) over and over without reading a
     reply, until the server stops taking its bytes (up to 64 MiB) and, for 0.5 s,
-    sends it nothing either, and stays connected; a second client then connects and runs the declaration's first
-    exchange.
+    sends it nothing either, and stays connected; a second client then connects
+    and runs the declaration's first exchange.
     Verdict: that reply comes back as declared within 2 s. (A server of its own:
     the slow client leaves one of its connections stuck in send() until the reset
     that ends the scenario.)
@@ -293,8 +293,7 @@ def test_proto_slow_client_isolation(server, metrics):
                                   max_bytes=slow.SLOW_CLIENT_MAX_BYTES,
                                   stall_s=slow.FILL_STALL_S, time_limit=slow.FILL_TIME_LIMIT,
                                   rng=random.Random(0))
-        still = fill.blocked and wait_until_still(slow_sock, slow.STILL_S,
-                                                  slow.FILL_TIME_LIMIT)
+        stuck = slow.wait_until_stuck(slow_sock, fill.blocked)
         started = time.perf_counter()
         try:
             exchange_then_close(server.address, protocol, slow.PING_LIMIT_S, seed=1)
@@ -309,9 +308,7 @@ def test_proto_slow_client_isolation(server, metrics):
            f"exchange {protocol.exchanges[0].name!r} was not answered within "
            f"{slow.PING_LIMIT_S:g} s while another client did not read",
            ping=problem or f"answered after {ping_s:.2f} s",
-           slow_client=fill.describe() + (
-               f", and sent it nothing for {slow.STILL_S:g} s" if still
-               else ", but went on sending to it" if fill.blocked else ""))
+           slow_client=fill.describe() + stuck)
 
 
 @scenario(THROUGHPUT, profiles=(DECLARED,), needs=("large_reply",), level=MUST,

@@ -41,6 +41,16 @@ PING_LIMIT_S = 2.0
 PING = b"sockspec ping beside a slow client\n"
 
 
+def wait_until_stuck(slow, blocked: bool) -> str:
+    """After a fill that ``blocked``: wait (wait_until_still, STILL_S) until the server
+    sends the slow client nothing either; what came of it, for the evidence."""
+    if not blocked:
+        return ""
+    if wait_until_still(slow, STILL_S, FILL_TIME_LIMIT):
+        return f", and sent it nothing for {STILL_S:g} s"
+    return ", but went on sending to it"
+
+
 @scenario(SLOW_CLIENT_ISOLATION, profiles=("echo",), fresh_server=True,
           needs_process_control=False,
           level=SHOULD,
@@ -61,7 +71,7 @@ def test_slow_client_isolation_echo(server, metrics):
     try:
         fill = fill_until_blocked(slow, max_bytes=SLOW_CLIENT_MAX_BYTES, stall_s=FILL_STALL_S,
                                   time_limit=FILL_TIME_LIMIT)
-        still = fill.blocked and wait_until_still(slow, STILL_S, FILL_TIME_LIMIT)
+        stuck = wait_until_stuck(slow, fill.blocked)
         started = time.perf_counter()
         try:
             echo_then_close(server.address, PING, PING_LIMIT_S)
@@ -75,8 +85,7 @@ def test_slow_client_isolation_echo(server, metrics):
     slow_client = (f"sent {fill.sent} bytes, read none; "
                    + ("the server stopped taking bytes" if fill.blocked
                       else f"still sending after {fill.elapsed_s:.1f} s")
-                   + (f", and sent it nothing for {STILL_S:g} s" if still
-                      else ", but went on sending to it" if fill.blocked else "")
+                   + stuck
                    + (f"; send failed: {fill.error}" if fill.error else ""))
     expect(problem is None and ping_s <= PING_LIMIT_S,
            f"a ping was not answered within {PING_LIMIT_S:g} s while another client "
