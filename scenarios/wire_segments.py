@@ -38,6 +38,11 @@ ECHO_MESSAGE_BYTES = 1000          # under the 1460-byte MSS: one segment with t
 # After the late segment, how long the server has to show an RST (it comes
 # within microseconds when it comes), and then to acknowledge our FIN.
 LATE_SEGMENT_WAIT_S = 0.2
+# Before the late segment: how long a server that is done with the connection
+# has to close it (its descriptor count falls back); a server that reads until
+# the client's FIN keeps it, and the segment goes after this long.
+LET_GO_WAIT_S = 1.0
+FDS_STABLE_S = 0.2
 # The aborted download: far longer than the server's send buffer (tcp_wmem max
 # 4 MiB), sparse so it costs no disk; the client stops reading (zero window)
 # after a part, so the server is blocked mid-sendfile() when the RST arrives.
@@ -185,8 +190,10 @@ def test_wire_segment_after_the_response(server, packet_evidence):
     """A segment arriving after the server's whole response and FIN is acknowledged, not reset.
 
     Trigger: a crafted connection GETs an 8 KiB file, reads the response and the
-    server's FIN, then sends a late 2-byte segment (a stray CRLF), waits 0.2 s
-    and sends its own FIN. Verdict: no RST from the server: a server that reads
+    server's FIN, waits until the server has closed its descriptor for the
+    connection (at most 1 s: one that reads until the client's FIN keeps it),
+    then sends a late 2-byte segment (a stray CRLF), waits 0.2 s and sends its
+    own FIN. Verdict: no RST from the server: a server that reads
     until the client's FIN takes the late bytes; one that close()d at once
     answers them with RST, which destroys the response of a client still reading.
     Avoids: half-close: the client's FIN comes only after the server's whole response and
@@ -195,6 +202,8 @@ def test_wire_segment_after_the_response(server, packet_evidence):
     body = counting_bytes(SMALL_BODY_BYTES, start=9)
     with wire_session(server, packet_evidence) as session:
         session.server.put_file("wire-late.bin", body)
+        fds_before = settle_count(session.server.fd_count, at_most=None, stable_for=FDS_STABLE_S,
+                                  timeout=SETTLE_TIMEOUT).value
         flow = session.connect(HANDSHAKE_TIMEOUT)
         session.client.send(flow, flow.data(get_request(session, "/wire-late.bin")))
         session.client.drain(flow, REPLY_TIMEOUT, len(body) + 4096 + 1)
@@ -205,6 +214,15 @@ def test_wire_segment_after_the_response(server, packet_evidence):
                "the server did not finish its response with FIN (the trigger needs it)",
                level=MUST,
                **before_late, **session.server_facts())
+        # The late segment must come after a server that is done has closed, or a
+        # server slow to run between its FIN and its close() reads it in time.
+        let_go = settle_count(session.server.fd_count, at_most=fds_before,
+                              stable_for=LET_GO_WAIT_S, timeout=LET_GO_WAIT_S)
+        before_late["server_let_go_before_the_late_segment"] = (
+            f"yes, {let_go.waited_s:.3f} s after its FIN arrived (descriptors back to "
+            f"{fds_before})" if let_go.how == "reached" else
+            f"no, it still held the connection {let_go.waited_s:.1f} s after its FIN "
+            f"({let_go.value} descriptors, {fds_before} before)")
         session.client.send(flow, flow.data(b"\r\n"))
         session.client.pump(LATE_SEGMENT_WAIT_S, lambda: flow.server_rst,
                             waiting_for="an RST to the late segment (none is right)")

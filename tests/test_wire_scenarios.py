@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 from packets_support import faulty_cmd, sockspec_run
+from sockspec_runner import FAULTY_DIR, server_cmd
 
 from sockspec.drivers.wire import wire_unavailable_reason
 from sockspec.iproute import in_private_network_namespace
@@ -158,6 +159,28 @@ def test_a_wire_scenario_fails_its_faulty_server(tmp_path, faulty, profile, scen
     # The evidence rests on the packets: the capture inside the namespace is kept.
     assert record["pcap"] and (tmp_path / record["pcap"]).is_file()
     assert "captured on swa" in record["packet_summary"]
+
+
+@needs_lab
+def test_the_late_segment_waits_for_a_slow_server_to_close(tmp_path):
+    """The faulty server paused 0.3 s between its FIN and its drain, as one not
+    scheduled for a while is: the late segment must still meet a closed socket.
+    (Sent as soon as the FIN arrived, it was read by the drain, and the defect passed.)"""
+    wrapper = tmp_path / "drains_only_buffered_after_a_pause.py"
+    wrapper.write_text(
+        "import signal, sys\n"
+        f"sys.path.insert(0, {str(FAULTY_DIR)!r})\n"
+        "import drains_only_buffered_http as faulty\n"
+        "from sockspec.reference import connection, server\n"
+        "faulty.PAUSE_AFTER_FIN_S = 0.3\n"
+        "connection.close_gracefully = faulty.drain_what_is_queued\n"
+        "signal.alarm(600)\n"
+        "sys.exit(server.main())\n")
+    (record,) = sockspec_run(tmp_path, *server_cmd(wrapper, "http", "tcp"), "--transport", "tcp",
+                             "wire_segment_after_the_response")
+    assert record["outcome"] == "failed", record["evidence"]
+    waited = re.search(r"server let go before the late segment: yes, ([0-9.]+) s", record["evidence"])
+    assert waited and float(waited.group(1)) >= 0.3, record["evidence"]
 
 
 @needs_lab
