@@ -77,10 +77,9 @@ def _bindable(port: int) -> bool:
 
 
 def hostile(behaviour: str, address: Address, *, profile: str = "echo",
-            root: str = ".", listen_arg: Address | None = None) -> LaunchSpec:
-    target = listen_arg or address
-    where = (["-u", target.path] if isinstance(target, UnixAddress)
-             else ["-p", str(target.port), "-h", target.host])
+            root: str = ".") -> LaunchSpec:
+    where = (["-u", address.path] if isinstance(address, UnixAddress)
+             else ["-p", str(address.port), "-h", address.host])
     argv = [sys.executable, str(HOSTILE / f"{behaviour}.py"), "--profile", profile, *where,
             "-r", root]
     return LaunchSpec(argv=argv, cwd=str(REPO), address=address, name=behaviour)
