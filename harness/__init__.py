@@ -77,6 +77,8 @@ _export("sockspec.protocol.declared", "Exchange", "Framing", "Protocol", "Protoc
 _export("sockspec.protocol.conversation", "Conversation", "FrameReader", "Outcome",
         "sequence_values")
 _export("sockspec.drivers.owed", "leave_while_echo_owed")
+_export("sockspec.drivers.peer", "PeerSocket", "ReadAlone", "peer_socket", "peer_socket_at",
+        "read_everything")
 _export("sockspec.drivers.closing", "connect_with_receive_buffer", "held_server",
         "wait_until_echo_written")
 _export("sockspec.drivers.resources", "Busy", "close_all", "cpu_seconds", "lower_fd_limit",

@@ -20,7 +20,11 @@ CLIENT_PARTIAL_READS = Family(
 )
 
 PAYLOAD_BYTES = 300
-SEGMENT_PAUSE_S = 0.001   # long enough for each byte to be its own recv() on loopback
+SEGMENT_PAUSE_S = 0.001
+# Each next byte also waits until the client has read all sent so far, so its
+# recv() sees each byte alone however busy the machine is; a client that leaves a
+# byte unread this long has stopped reading, and the rest goes without waiting.
+READ_WAIT_S = 1.0
 
 
 @client_scenario(CLIENT_PARTIAL_READS,
@@ -31,10 +35,10 @@ def test_client_reads_one_byte_segments(client):
     """A 300-byte reply sent one byte per send() with 1 ms pauses is reported whole.
 
     Trigger: the server dribbles the echo (or the http head and body) a byte at
-    a time. Verdict: the success status and exactly the 300 bytes.
+    a time, each once the client has read the ones before (at most 1 s). Verdict: the success status and exactly the 300 bytes.
     """
     data = printable_bytes(PAYLOAD_BYTES)
-    server = client.serve(client.plan(data, dribble=Dribble(1, SEGMENT_PAUSE_S)))
+    server = client.serve(client.plan(data, dribble=Dribble(1, SEGMENT_PAUSE_S, READ_WAIT_S)))
     run = client.run_against(server, data)
     expect_success(client.target, run, ExpectedOutput.of(data),
                    f"a {PAYLOAD_BYTES}-byte reply in one-byte segments")

@@ -14,9 +14,12 @@ PARTIAL_READS = Family(
     "line) is complete; never treat one recv() as one request",
 )
 
-# Long enough that the server's recv() returns each piece alone, even on a busy
-# machine: the pieces leave at once (TCP_NODELAY) and loopback delivers in microseconds.
+# The pieces leave at once (TCP_NODELAY) and loopback delivers in microseconds;
+# after the pause, each next piece also waits until the server has read all sent
+# so far (at most READ_WAIT_S: one that leaves a piece unread that long has stopped
+# reading), so its recv() returns each piece alone however busy the machine is.
 PAUSE_BETWEEN_PIECES_S = 0.1
+READ_WAIT_S = 1.0
 REPLY_TIMEOUT = 5.0
 
 ECHO_PIECES = (
@@ -43,13 +46,14 @@ def http_pieces(host: str) -> tuple[bytes, ...]:
 def test_echo_message_in_three_pieces(server):
     """A message sent in three pieces, 100 ms apart, comes back whole.
 
-    Trigger: three pieces of one message, each its own segment, paused in between.
+    Trigger: three pieces of one message, each its own segment, paused in between;
+    each next piece waits until the server has read the ones before (at most 1 s).
     Verdict: exactly the whole message comes back, in order, on the open connection.
     Avoids: half-close (no FIN before the echo is in) and judging how the stream ends.
     """
     message = b"".join(ECHO_PIECES)
     with connect(server.address, REPLY_TIMEOUT, nodelay=True) as sock:
-        sent = send_in_pieces(sock, ECHO_PIECES, PAUSE_BETWEEN_PIECES_S)
+        sent = send_in_pieces(sock, ECHO_PIECES, PAUSE_BETWEEN_PIECES_S, READ_WAIT_S)
         echoed, end = read_until_end(sock, REPLY_TIMEOUT, limit=len(message))
     expect_same_bytes(
         message, echoed, "echo of a message sent in 3 pieces",
@@ -57,6 +61,7 @@ def test_echo_message_in_three_pieces(server):
         pieces_sent=f"{sent.pieces_sent} of {len(ECHO_PIECES)} ({sent.bytes_sent} bytes)",
         send_error=sent.error or "none",
         pause_between_pieces_s=PAUSE_BETWEEN_PIECES_S,
+        server_read_each_piece_alone=sent.read_alone,
     )
 
 
@@ -67,7 +72,9 @@ def test_echo_message_in_three_pieces(server):
 def test_http_request_head_in_three_pieces(server):
     """A request head sent in three pieces, 100 ms apart, gets a 200 and the file.
 
-    Trigger: the request line and headers cut into three segments, paused in between.
+    Trigger: the request line and headers cut into three segments, paused in
+    between; each next piece waits until the server has read the ones before (at
+    most 1 s).
     Verdict: status 200 and the file's exact bytes.
     Avoids: half-close (no FIN before the response is in) and judging how the stream ends.
     """
@@ -75,13 +82,14 @@ def test_http_request_head_in_three_pieces(server):
     server.put_file("pieces.txt", body)
     pieces = http_pieces(host_header(server.address))
     with connect(server.address, REPLY_TIMEOUT, nodelay=True) as sock:
-        sent = send_in_pieces(sock, pieces, PAUSE_BETWEEN_PIECES_S)
+        sent = send_in_pieces(sock, pieces, PAUSE_BETWEEN_PIECES_S, READ_WAIT_S)
         data, end = read_until_end(sock, REPLY_TIMEOUT, limit=len(body) + 64 * 1024)
     response = parse_small_response(data)
     facts = dict(
         request_pieces=[piece.decode() for piece in pieces],
         pieces_sent=f"{sent.pieces_sent} of {len(pieces)}",
         send_error=sent.error or "none",
+        server_read_each_piece_alone=sent.read_alone,
         bytes_received=response.received,
         stream_end=end.value,
     )

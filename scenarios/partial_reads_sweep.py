@@ -95,7 +95,9 @@ def _sweep(server, metrics, request: bytes, check) -> None:
     with ThreadPoolExecutor(CONNECTIONS_AT_ONCE, thread_name_prefix="sweep") as pool:
         outcomes = list(pool.map(lambda k: _split_exchange(server, request, k, check), offsets))
     together = [o for o in outcomes if o.problem is not None]
-    failed, retried = _retry_alone(server, request, check, together)
+    # The offsets that failed among the others, tried again one at a time.
+    failed, retried = retry_alone(
+        together, lambda outcome: _split_exchange(server, request, outcome.offset, check))
     metrics.record("split_offsets_tried", len(outcomes))
     metrics.record("split_offsets_failed", len(failed))
     shown = "; ".join(
@@ -109,13 +111,6 @@ def _sweep(server, metrics, request: bytes, check) -> None:
            pause_at_split_s=PAUSE_AT_SPLIT_S, connections_at_once=CONNECTIONS_AT_ONCE,
            failed_among_others=len(together), retried_alone=retried,
            sweep_took_s=f"{time.monotonic() - started:.2f}")
-
-
-def _retry_alone(server, request: bytes, check,
-                 together: list[SplitOutcome]) -> tuple[list[SplitOutcome], int]:
-    """The offsets that failed among the others, tried again one at a time."""
-    return retry_alone(together,
-                       lambda outcome: _split_exchange(server, request, outcome.offset, check))
 
 
 def retry_alone(together: list, again, budget_s: float = RETRY_BUDGET_S) -> tuple[list, int]:

@@ -21,7 +21,11 @@ from sockspec.scenarios.client_accept_late import (
 )
 from sockspec.scenarios.client_basic import CLIENT_BASIC
 from sockspec.scenarios.client_no_answer import CLIENT_NO_ANSWER, no_answer_limit
-from sockspec.scenarios.client_partial_reads import CLIENT_PARTIAL_READS, SEGMENT_PAUSE_S
+from sockspec.scenarios.client_partial_reads import (
+    CLIENT_PARTIAL_READS,
+    READ_WAIT_S,
+    SEGMENT_PAUSE_S,
+)
 from sockspec.scenarios.client_reset_mid_response import CLIENT_RESET_MID_RESPONSE
 from sockspec.scenarios.client_short_body import CLIENT_SHORT_BODY
 from sockspec.scenarios.client_unix_max_path import CLIENT_UNIX_MAX_PATH
@@ -62,10 +66,11 @@ def test_proto_client_reads_one_byte_segments(client):
     """Every reply byte (the framing's included) comes in its own segment; the client reassembles.
 
     Trigger: each reply is written one byte per send() with 1 ms pauses
-    (TCP_NODELAY). Verdict: as client-basic: the success status and (with
+    (TCP_NODELAY), each once the client has read the ones before (at most 1 s).
+    Verdict: as client-basic: the success status and (with
     ``report``) exactly the replies sent.
     """
-    server = client.serve(client.plan(b"", dribble=Dribble(1, SEGMENT_PAUSE_S)))
+    server = client.serve(client.plan(b"", dribble=Dribble(1, SEGMENT_PAUSE_S, READ_WAIT_S)))
     run = client.run_against(server, b"")
     expect_declared_success(client.target, run, server, "replies in one-byte segments")
 

@@ -14,6 +14,7 @@ cannot build the namespace.
 from sockspec.catalogue import scenario
 from sockspec.drivers.http import counting_bytes
 from sockspec.drivers.load import settle_count
+from sockspec.drivers.peer import ReadAlone
 from sockspec.drivers.streams import parse_small_response, printable_payload
 from sockspec.drivers.wire import wire_session
 from sockspec.reference.http_fetch import build_get_request, host_header
@@ -26,11 +27,14 @@ from sockspec.verdict import MUST, SHOULD, expect, expect_same_bytes
 WIRE_ONLY = {"unix": "Unix stream sockets have no segments to craft"}
 HANDSHAKE_TIMEOUT = 2.0
 REPLY_TIMEOUT = 3.0
-# Pauses between one-byte segments: long enough for the server's recv() to
-# return each byte alone even on a busy machine; longer around CR and LF, where
-# a parser that looks for the end of the head in the newest chunk only fails.
+# Pauses between one-byte segments, longer around CR and LF, where a parser that
+# looks for the end of the head in the newest chunk only fails. After the pause,
+# each next byte also waits until the server has read all sent so far (at most
+# READ_WAIT_S: one that leaves a byte unread that long has stopped reading), so its
+# recv() returns each byte alone however busy the machine is.
 BYTE_PAUSE_S = 0.002
 LINE_END_PAUSE_S = 0.03
+READ_WAIT_S = 1.0
 # Bodies are whole 4 KiB blocks and small, so servers with other defects
 # (a lost partial block, short writes) fail their own families, not these.
 SMALL_BODY_BYTES = 8 * 1024
@@ -58,11 +62,21 @@ def get_request(session, path: str) -> bytes:
     return build_get_request(path, host=host_header(session.server.address))
 
 
-def send_byte_by_byte(session, flow, data: bytes) -> None:
+def send_byte_by_byte(session, flow, data: bytes) -> str:
+    """Send ``data`` one byte per segment; say whether the server read each byte alone."""
+    def pump(seconds: float) -> None:
+        session.client.pump(seconds, lambda: False)  # ACK what the server sends meanwhile
+
+    sent = 0
+    alone = ReadAlone(lambda: session.server_has_read(flow, sent), READ_WAIT_S, idle=pump,
+                      unit="byte")
     for index in range(len(data)):
+        if index:
+            alone.before_next(index)
         session.client.send(flow, flow.data(data[index:index + 1]))
-        pause = LINE_END_PAUSE_S if data[index:index + 1] in (b"\r", b"\n") else BYTE_PAUSE_S
-        session.client.pump(pause, lambda: False)  # ACK what the server sends meanwhile
+        sent += 1
+        pump(LINE_END_PAUSE_S if data[index:index + 1] in (b"\r", b"\n") else BYTE_PAUSE_S)
+    return alone.words()
 
 
 @scenario(PARTIAL_READS, profiles=("echo",), transports=("tcp", "tcp6"), not_on=WIRE_ONLY,
@@ -74,17 +88,19 @@ def test_wire_echo_every_byte_a_segment(server, packet_evidence):
     """A message sent one byte per TCP segment comes back whole.
 
     Trigger: a crafted connection sends a 40-byte message as 40 one-byte
-    segments, 2 ms apart (30 ms around the newline). Verdict: all 40 bytes come
+    segments, 2 ms apart (30 ms around the newline), each once the server has
+    read the ones before (at most 1 s). Verdict: all 40 bytes come
     back, in order, while the connection stays open.
     Avoids: half-close (no FIN is sent) and judging how the stream ends.
     """
     message = b"wire: one byte per segment, forty bytes\n"
     with wire_session(server, packet_evidence) as session:
         flow = session.connect(HANDSHAKE_TIMEOUT)
-        send_byte_by_byte(session, flow, message)
+        read_alone = send_byte_by_byte(session, flow, message)
         session.client.drain(flow, REPLY_TIMEOUT, len(message))
         expect_same_bytes(message, bytes(flow.received), "echo of a message sent a byte per "
-                          "segment", segments_sent=len(message), server_fin=flow.server_fin,
+                          "segment", segments_sent=len(message),
+                          server_read_each_byte_alone=read_alone, server_fin=flow.server_fin,
                           server_rst=flow.server_rst, **session.server_facts())
 
 
@@ -97,8 +113,9 @@ def test_wire_http_head_every_byte_a_segment(server, packet_evidence):
     """A request head sent one byte per TCP segment is answered with 200 and the file.
 
     Trigger: a crafted connection sends the GET request one byte per segment
-    (2 ms apart, 30 ms around CR and LF, so even the blank line ending the head
-    is split) and no FIN. Verdict: status 200 and the file's exact bytes
+    (2 ms apart, 30 ms around CR and LF, each once the server has read the ones
+    before, at most 1 s: so even the blank line ending the head is split) and no
+    FIN. Verdict: status 200 and the file's exact bytes
     within 3 s of the last byte.
     Avoids: half-close (no FIN is sent) and judging how the stream ends.
     """
@@ -107,10 +124,11 @@ def test_wire_http_head_every_byte_a_segment(server, packet_evidence):
         request = build_get_request("/wire-bytes.bin", host=host_header(session.server.address))
         session.server.put_file("wire-bytes.bin", body)
         flow = session.connect(HANDSHAKE_TIMEOUT)
-        send_byte_by_byte(session, flow, request)
+        read_alone = send_byte_by_byte(session, flow, request)
         session.client.drain(flow, REPLY_TIMEOUT, len(body) + 4096)
         response = parse_small_response(bytes(flow.received))
         facts = dict(request=request.decode(), segments_sent=len(request),
+                     server_read_each_byte_alone=read_alone,
                      bytes_received=len(flow.received), server_fin=flow.server_fin,
                      server_rst=flow.server_rst, **session.server_facts())
         expect(response.head is not None and response.head.status == 200,
@@ -261,7 +279,7 @@ def test_wire_reset_in_the_middle_of_a_response(server, packet_evidence):
         baseline = session.probe(PROBE_TIMEOUT)
         expect(baseline.ok, "the server did not serve a first request", probe=baseline.detail,
                **session.server_facts())
-        fds_before = settle_count(session.server.fd_count, at_most=None, stable_for=0.2,
+        fds_before = settle_count(session.server.fd_count, at_most=None, stable_for=FDS_STABLE_S,
                                   timeout=SETTLE_TIMEOUT).value
         flow = session.connect(HANDSHAKE_TIMEOUT)
         flow.close_window_at = RESET_AFTER_BYTES

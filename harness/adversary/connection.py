@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from sockspec.adversary.plan import Dribble, Ending, FileBody, Plan, head_without_length
+from sockspec.drivers.peer import ReadAlone, read_everything
 from sockspec.protocol import http
 from sockspec.protocol.echo import ECHO_BUFFER_BYTES, EchoSession, FinishWithFin
 from sockspec.reference import connection as reference
@@ -51,6 +52,7 @@ class ConnectionLog:
     problem: str = ""
     owed: int = 0
     replies: list[bytes] = field(default_factory=list)
+    read_alone: str = ""                # dribbled with read_wait_s: did it read each piece alone
 
     def describe(self, origin: float) -> str:
         def at(moment: float | None) -> str:
@@ -68,6 +70,8 @@ class ConnectionLog:
             text += f"; {self.error}"
         if self.problem:
             text += f"; {self.problem}"
+        if self.read_alone:
+            text += f"; client read each piece alone: {self.read_alone}"
         return text
 
 
@@ -79,6 +83,10 @@ class Sender:
         self._conn, self._plan, self._log, self._stop = conn, plan, log, stop
         self._counted = 0
         self.limit = plan.stop_after
+        self._alone: ReadAlone | None = None
+        if plan.dribble and plan.dribble.read_wait_s:
+            self._alone = ReadAlone(lambda: read_everything(conn), plan.dribble.read_wait_s,
+                                    idle=stop.wait)
         if plan.dribble and conn.family != socket.AF_UNIX:
             # Nagle would hold each 1-byte segment back until the previous one is ACKed.
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -124,6 +132,11 @@ class Sender:
         view = memoryview(data).cast("B")
         for offset in range(0, len(view), dribble.segment_bytes):
             piece = view[offset:offset + dribble.segment_bytes]
+            if self._alone is not None and self._log.segments:
+                self._alone.before_next(self._log.segments)
+                self._log.read_alone = self._alone.words()
+            if self._stop.is_set():
+                raise Stopped()
             self._conn.sendall(piece)
             self._log.sent += len(piece)
             self._log.segments += 1

@@ -37,10 +37,13 @@ class Ending(enum.Enum):
 @dataclass(frozen=True)
 class Dribble:
     """Write ``segment_bytes`` per send() with TCP_NODELAY, pausing ``pause_s`` in between,
-    so the client's recv() sees one tiny piece at a time."""
+    so the client's recv() sees one tiny piece at a time. With ``read_wait_s``, each
+    next piece also waits until the client has read all sent so far (at most that
+    long, once: sockspec.drivers.peer.ReadAlone), however busy the machine is."""
 
     segment_bytes: int = 1
     pause_s: float = 0.001
+    read_wait_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sockspec.drivers.owed import _peer_socket, _queued_on
+from sockspec.drivers.peer import peer_socket, queued_on
 from sockspec.errors import SockspecError
 from sockspec.transport import Address, _connect_error, open_socket
 
@@ -70,8 +70,8 @@ def written_back(sock: socket.socket, read_so_far: int) -> int:
     through sock_diag: our queue would count twice the bytes we hold but have not
     acknowledged yet (delayed ACK)."""
     if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return read_so_far + _queued_on(sock)
-    written = _peer_socket(sock).written
+        return read_so_far + queued_on(sock)
+    written = peer_socket(sock).written
     if written is None:
         raise SockspecError("the kernel did not report the server's tcp_info")
     return written
@@ -93,7 +93,7 @@ def wait_until_echo_written(sock: socket.socket, total: int, timeout: float) -> 
         try:
             written = written_back(sock, len(read))
         except SockspecError:  # its socket is gone: it closed
-            return EchoWritten(len(read) + _queued_on(sock), bytes(read), "ended")
+            return EchoWritten(len(read) + queued_on(sock), bytes(read), "ended")
         if written >= total:
             return EchoWritten(written, bytes(read), "complete")
         if any(events & _POLL_ENDED for _, events in poller.poll(0)):
@@ -103,7 +103,7 @@ def wait_until_echo_written(sock: socket.socket, total: int, timeout: float) -> 
             return EchoWritten(written, bytes(read), "timeout")
         if written != last:
             last, last_change = written, now
-        elif now - last_change > ECHO_STALL_S and (queued := _queued_on(sock)):
+        elif now - last_change > ECHO_STALL_S and (queued := queued_on(sock)):
             read += sock.recv(queued)  # its send() waits for room: make some
             last_change = now
         time.sleep(POLL_S)

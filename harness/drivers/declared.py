@@ -27,7 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from sockspec.drivers.closing import connect_with_receive_buffer
-from sockspec.drivers.owed import _peer_socket, _wait_for, _wait_until_fin_acked
+from sockspec.drivers.owed import wait_until_fin_acked
+from sockspec.drivers.peer import peer_socket, wait_for
 from sockspec.errors import PeerError, SockspecError
 from sockspec.measure.histogram import LatencyHistogram
 from sockspec.protocol.conversation import Conversation, Outcome, sequence_values
@@ -299,13 +300,13 @@ def leave_while_reply_owed(protocol: Protocol, address: Address, timeout: float,
             send_all(ready.sock, wire)
             size = reply_wire_size(protocol, ready.exchange, ready.conversation.current,
                                    payload)
-            if not _wait_for(lambda: _stalled(ready.sock, size), deadline - time.monotonic()):
+            if not wait_for(lambda: _stalled(ready.sock, size), deadline - time.monotonic()):
                 raise SockspecError(f"the server's reply to {ready.exchange.name!r} did not "
                                     f"stall with bytes still owed ({_written(ready.sock)} of "
                                     f"{size if size is not None else 'an unknown number of'} "
                                     "written)")
             ready.sock.shutdown(socket.SHUT_WR)
-            _wait_until_fin_acked(ready.sock, deadline)
+            wait_until_fin_acked(ready.sock, deadline)
             written = _written(ready.sock)
             return (f"reply to {ready.exchange.name!r}: {written} of "
                     f"{size if size is not None else '?'} bytes written when we left")
@@ -314,16 +315,16 @@ def leave_while_reply_owed(protocol: Protocol, address: Address, timeout: float,
 
 
 def _written(sock: socket.socket) -> int:
-    return _peer_socket(sock).written or 0
+    return peer_socket(sock).written or 0
 
 
 def _stalled(sock: socket.socket, size: int | None) -> bool:
     """Our request read, the reply not all written, and no progress for STALLED_FOR_S."""
-    peer = _peer_socket(sock)
+    peer = peer_socket(sock)
     if peer.unread or peer.written is None or (size is not None and peer.written >= size):
         return False
     time.sleep(STALLED_FOR_S)
-    again = _peer_socket(sock)
+    again = peer_socket(sock)
     return again.unread == 0 and again.written == peer.written
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sockspec.drivers.owed import _queued_on, _unsent_on
+from sockspec.drivers.peer import queued_on, unsent_on
 from sockspec.drivers.streams import parse_small_response
 from sockspec.errors import HarnessError, SockspecError
 from sockspec.protocol.conversation import first_exchange
@@ -239,13 +239,13 @@ def wait_until_still(sock: socket.socket, still_s: float, limit_s: float) -> boo
     blocked in send() to us, which is what slow-client-isolation needs before its
     second client comes."""
     deadline = time.perf_counter() + limit_s
-    last = (_queued_on(sock), _unsent_on(sock))
+    last = (queued_on(sock), unsent_on(sock))
     since = time.perf_counter()
     while (now := time.perf_counter()) < deadline:
         if now - since >= still_s:
             return True
         time.sleep(min(still_s / 10, deadline - now))
-        sizes = (_queued_on(sock), _unsent_on(sock))
+        sizes = (queued_on(sock), unsent_on(sock))
         if sizes != last:
             last, since = sizes, time.perf_counter()
     return False

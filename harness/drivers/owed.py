@@ -23,14 +23,19 @@ send() is certain to meet a dead peer:
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import socket
-import struct
-import termios
 import time
 from dataclasses import dataclass
 
+from sockspec.drivers.peer import (
+    TCP_FIN_WAIT1,
+    TCP_FIN_WAIT2,
+    peer_socket,
+    queued_on,
+    tcp_state,
+    unsent_on,
+    wait_for,
+)
 from sockspec.errors import SockspecError
 from sockspec.transport import Address, TcpAddress, abort, connect, describe_os_error, send_all
 
@@ -45,8 +50,6 @@ UNIX_OWED_BYTES = 64 * 1024
 TCP_MAX_BYTES = 64 * 1024 * 1024              # a server that buffers without bound
 QUIET_S = 0.1
 DELAYED_ACK_S = 0.5
-# include/net/tcp_states.h
-TCP_ESTABLISHED, TCP_FIN_WAIT1, TCP_FIN_WAIT2 = 1, 4, 5
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ def _tcp_reset_in_close_wait(address: TcpAddress, timeout: float) -> Owed:
                 from None
         sent = _send_until_server_stops_reading(sock, deadline)
         sock.shutdown(socket.SHUT_WR)
-        _wait_until_fin_acked(sock, deadline)
+        wait_until_fin_acked(sock, deadline)
         owed = _owed_now(sock, sent)
         if owed.owed <= 0 or not owed.server_blocked:
             raise SockspecError(f"could not leave while an echo was owed: {owed.describe()}")
@@ -120,12 +123,12 @@ def _send_until_server_stops_reading(sock: socket.socket, deadline: float) -> in
         except SockspecError as exc:
             raise SockspecError(f"after {sent} bytes: {exc}") from None
         # A slow server is waited for; only a blocked one ends the wait early.
-        _wait_for(lambda: _unsent_on(sock) == 0 or _peer_socket(sock).send_blocked,
-                  deadline - time.monotonic())
-        peer = _peer_socket(sock)
+        wait_for(lambda: unsent_on(sock) == 0 or peer_socket(sock).send_blocked,
+                 deadline - time.monotonic())
+        peer = peer_socket(sock)
         if peer.unread and peer.send_blocked and _stays_blocked(sock):
             # Our last bytes may wait for its delayed ACK (at most 200 ms, TCP_DELACK_MAX).
-            if not _wait_for(lambda: _unsent_on(sock) == 0, DELAYED_ACK_S):
+            if not wait_for(lambda: unsent_on(sock) == 0, DELAYED_ACK_S):
                 raise SockspecError(f"the server's receive window closed after {sent} bytes, "
                                     "with our FIN still behind them")
             return sent
@@ -136,124 +139,23 @@ def _stays_blocked(sock: socket.socket) -> bool:
     """Still blocked once our delayed ACK is out: an ACK that frees room in its send
     queue can grow its send buffer (tcp_new_space), which would unblock it; with our
     receive buffer full no data, so no further ACK, can come."""
-    echoed = _queued_on(sock)
+    echoed = queued_on(sock)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)  # sends a pending ACK now
     time.sleep(QUIET_S / 10)
-    return _peer_socket(sock).send_blocked and _queued_on(sock) == echoed
+    return peer_socket(sock).send_blocked and queued_on(sock) == echoed
 
 
-def _wait_until_fin_acked(sock: socket.socket, deadline: float) -> None:
+def wait_until_fin_acked(sock: socket.socket, deadline: float) -> None:
     """Our FIN acknowledged (FIN_WAIT2): the server is in CLOSE_WAIT. We read nothing."""
-    if not _wait_for(lambda: _tcp_state(sock) != TCP_FIN_WAIT1, deadline - time.monotonic()):
+    if not wait_for(lambda: tcp_state(sock) != TCP_FIN_WAIT1, deadline - time.monotonic()):
         raise SockspecError("our FIN was not acknowledged in time")
-    if (state := _tcp_state(sock)) != TCP_FIN_WAIT2:
+    if (state := tcp_state(sock)) != TCP_FIN_WAIT2:
         raise SockspecError(f"the server closed before our reset (TCP state {state})")
 
 
 def _owed_now(sock: socket.socket, sent: int) -> Owed:
     """What the server still has to write. Nothing moves any more: we read nothing, so
     its blocked send() cannot go on, and our FIN is in."""
-    peer = _peer_socket(sock)
-    echoed = _queued_on(sock)
+    peer = peer_socket(sock)
+    echoed = queued_on(sock)
     return Owed(sent, echoed, sent - echoed - peer.unacked, peer.send_blocked)
-
-
-def _wait_for(condition, seconds: float) -> bool:
-    give_up = time.monotonic() + max(0.0, seconds)
-    while not condition():
-        if time.monotonic() > give_up:
-            return False
-        time.sleep(0.0005)
-    return True
-
-
-def _tcp_state(sock: socket.socket) -> int:
-    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
-
-
-def _queued_on(sock: socket.socket) -> int:
-    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
-
-
-def _unsent_on(sock: socket.socket) -> int:
-    """Bytes in our send queue not yet acknowledged (SIOCOUTQ)."""
-    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
-
-
-@dataclass(frozen=True)
-class PeerSocket:
-    """The server's end of our connection, as the kernel reports it (sock_diag)."""
-
-    state: int
-    unread: int          # bytes it has not read (rcv_nxt - copied_seq)
-    unacked: int         # bytes it has written that we have not acknowledged
-    send_queued: int     # sk_wmem_queued
-    send_buffer: int     # sk_sndbuf
-    written: int | None = None  # bytes it has written in all (tcpi_bytes_acked + unacked)
-
-    @property
-    def send_blocked(self) -> bool:
-        """A send() of it blocks now (sk_stream_memory_free is false)."""
-        return self.send_queued >= self.send_buffer
-
-
-# linux/sock_diag.h, linux/inet_diag.h, linux/netlink.h
-NETLINK_SOCK_DIAG = 4
-SOCK_DIAG_BY_FAMILY = 20
-NLM_F_REQUEST = 1
-NLMSG_ERROR = 2
-INET_DIAG_INFO = 2
-INET_DIAG_SKMEMINFO = 7
-# struct tcp_info (include/uapi/linux/tcp.h): offset of the u64 tcpi_bytes_acked.
-TCPI_BYTES_ACKED_OFFSET = 120
-SK_MEMINFO_SNDBUF, SK_MEMINFO_WMEM_QUEUED = 3, 5
-INET_DIAG_NOCOOKIE = 0xFFFFFFFF
-INET_DIAG_MSG_BYTES = 72
-
-
-def _peer_socket(sock: socket.socket) -> PeerSocket:
-    """One sock_diag lookup of the server's end of ``sock`` by its exact 4-tuple.
-
-    Cheap whatever the number of sockets on the host (reading /proc/net/tcp is not).
-    """
-    (our_host, our_port, *_), (its_host, its_port, *_) = sock.getsockname(), sock.getpeername()
-
-    def raw(host: str) -> bytes:
-        return socket.inet_pton(sock.family, host).ljust(16, b"\0")
-
-    sockid = (struct.pack(">HH16s16s", its_port, our_port, raw(its_host), raw(our_host))
-              + struct.pack("=III", 0, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE))
-    extensions = 1 << (INET_DIAG_SKMEMINFO - 1) | 1 << (INET_DIAG_INFO - 1)
-    request = struct.pack("=BBBBI", sock.family, socket.IPPROTO_TCP,
-                          extensions, 0, 0xFFFFFFFF) + sockid
-    message = struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST,
-                          1, 0) + request
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as netlink:
-        netlink.sendto(message, (0, 0))
-        reply = netlink.recv(65536)
-    length, kind = struct.unpack_from("=IH", reply)
-    if kind == NLMSG_ERROR:
-        code = -struct.unpack_from("=i", reply, 16)[0]
-        raise SockspecError(f"the kernel has no socket of the server's for this connection "
-                            f"({errno.errorcode.get(code, code)})")
-    body = reply[16:length]
-    unread, unacked = struct.unpack_from("=II", body, 56)
-    memory: tuple[int, ...] = ()
-    written = None
-    offset = INET_DIAG_MSG_BYTES
-    while offset + 4 <= len(body):
-        size, kind = struct.unpack_from("=HH", body, offset)
-        if size < 4:
-            break
-        if kind == INET_DIAG_SKMEMINFO:
-            memory = struct.unpack_from(f"={(size - 4) // 4}I", body, offset + 4)
-        elif kind == INET_DIAG_INFO and size - 4 >= TCPI_BYTES_ACKED_OFFSET + 8:
-            acked = struct.unpack_from("=Q", body, offset + 4 + TCPI_BYTES_ACKED_OFFSET)[0]
-            written = acked + unacked
-        offset += (size + 3) & ~3
-    if len(memory) <= SK_MEMINFO_WMEM_QUEUED:
-        raise SockspecError("the kernel did not report the server's socket memory")
-    return PeerSocket(body[1], unread, unacked, memory[SK_MEMINFO_WMEM_QUEUED],
-                      memory[SK_MEMINFO_SNDBUF], written)
-
-

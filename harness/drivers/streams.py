@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sockspec.drivers.peer import ReadAlone, read_everything
 from sockspec.errors import PeerError, SockspecError
 from sockspec.protocol.http_response import MalformedResponse, ResponseHead, parse_response_head
 from sockspec.transport import (
@@ -54,24 +55,34 @@ class PiecesSent:
     pieces_sent: int
     bytes_sent: int
     error: str | None  # one-line reason if a send failed (the server closed or reset early)
+    read_alone: str | None = None  # whether the server read each piece before the next
 
 
-def send_in_pieces(sock: socket.socket, pieces: Sequence[bytes], pause_s: float) -> PiecesSent:
+def send_in_pieces(sock: socket.socket, pieces: Sequence[bytes], pause_s: float,
+                   read_wait_s: float | None = None) -> PiecesSent:
     """Send each piece whole, pausing ``pause_s`` between pieces; stop at the first failure.
 
     With TCP_NODELAY set on ``sock`` every piece leaves as its own segment at
-    once, so a server reading during a pause sees that piece alone.
+    once, so a server reading during a pause sees that piece alone. With
+    ``read_wait_s``, after each pause the next piece also waits until the server
+    has read every byte sent so far (sockspec.drivers.peer.ReadAlone), so its
+    recv() returns each piece alone even when the scheduler kept it from running
+    for the whole pause; a server that leaves a piece unread that long has
+    stopped reading, and the rest goes without waiting.
     """
+    alone = ReadAlone(lambda: read_everything(sock), read_wait_s) if read_wait_s else None
     sent_bytes = 0
     for index, piece in enumerate(pieces):
         if index:
             time.sleep(pause_s)
+            if alone is not None:
+                alone.before_next(index)
         try:
             send_all(sock, piece)
         except SockspecError as exc:
-            return PiecesSent(index, sent_bytes, str(exc))
+            return PiecesSent(index, sent_bytes, str(exc), alone and alone.words())
         sent_bytes += len(piece)
-    return PiecesSent(len(pieces), sent_bytes, None)
+    return PiecesSent(len(pieces), sent_bytes, None, alone and alone.words())
 
 
 def send_with_fin(sock: socket.socket, data: bytes) -> None:

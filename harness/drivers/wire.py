@@ -15,6 +15,7 @@ is skipped with a reason naming what is missing.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 import pytest
 
 from sockspec.drivers.load import Probe, probe_service
+from sockspec.drivers.peer import peer_socket_at
+from sockspec.errors import SockspecError
 from sockspec.packets.capture import CaptureUnavailable, PacketCapture, capture_unavailable_reason
 from sockspec.packets.lab import WireLab, WireLabUnavailable, unavailable_reason, wire_lab
 from sockspec.packets.wire import WireClient, WireFlow
@@ -57,6 +60,17 @@ class WireSession:
 
             fail("the server refused the connection (RST to the SYN)", **self.server_facts())
         return flow
+
+    def server_has_read(self, flow: WireFlow, sent: int) -> bool | None:
+        """The server has read the first ``sent`` bytes of ``flow`` (its copied_seq, as
+        sock_diag inside the namespace reports it); None when its socket is gone."""
+        family = socket.AF_INET6 if self.lab.ipv6 else socket.AF_INET
+        try:
+            peer = self.lab.run_in(lambda: peer_socket_at(
+                family, (self.lab.server_host, self.port), (self.lab.phantom, flow.client_port)))
+        except (OSError, SockspecError):
+            return None
+        return peer.read is not None and peer.read >= sent
 
     def probe(self, timeout: float) -> Probe:
         """One ordinary request from inside the namespace (socket API, not crafted)."""
