@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import xml.etree.ElementTree as ET
 
 import pytest
 from report_samples import RUN
@@ -221,3 +222,37 @@ def test_a_harness_error_raised_by_a_scenario_is_an_error_not_a_failure(tmp_path
     # pytest's own summary line says so too, and the run still exits 1.
     assert proc.returncode == 1
     assert proc.stdout.splitlines()[-1].startswith("1 error in "), proc.stdout[-500:]
+
+
+@pytest.mark.parametrize("workers", ([], ["-n", "2"]), ids=("serial", "xdist"))
+def test_a_harness_error_is_an_error_in_junit_xml_too(tmp_path, workers):
+    """pytest's junitxml writes every failed call as <failure>; the harness's own
+    trouble is an <error> there as in the results JSON, and the counts follow."""
+    (tmp_path / "test_trouble.py").write_text(HARNESS_TROUBLE + textwrap.dedent('''
+
+        @scenario(OWN, profiles=("echo",), transports=("tcp",))
+        def test_the_server_is_at_fault(server):
+            """A verdict against the server."""
+            from sockspec.verdict import fail
+            fail("the server did something wrong")
+    '''))
+    junit, link = tmp_path / "out" / "junit.xml", tmp_path / "junit-link.xml"
+    junit.parent.mkdir()
+    link.symlink_to(junit)   # followed: the link stays a link
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "sockspec.plugin.session", "-p", "no:cacheprovider",
+         "-p", "no:randomly", "-q", "--rootdir", str(tmp_path), "-c", "/dev/null",
+         "--target", "reference-echo", "--transport", "tcp", "--junitxml", str(link),
+         *workers, str(tmp_path / "test_trouble.py")],
+        cwd=PROJECT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert link.is_symlink()
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert (suite.get("errors"), suite.get("failures"), suite.get("tests")) == ("1", "1", "2")
+    cases = {case.get("name").split("[")[0]: [child.tag for child in case
+                                              if child.tag in ("failure", "error")]
+             for case in suite.iter("testcase")}
+    assert cases == {"test_harness_cannot_do_its_part": ["error"],
+                     "test_the_server_is_at_fault": ["failure"]}
+    error = suite.find("testcase/error")
+    assert "No space left on device" in error.get("message")

@@ -46,6 +46,8 @@ from sockspec.plugin.stash import (
     CLIENT,
     EXTRA_PROPERTY,
     FRONTS,
+    HARNESS_ERROR,
+    HARNESS_ERROR_PROPERTY,
     NOTES,
     POOL,
     PROPERTY,
@@ -313,6 +315,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                                                                   HarnessError):
         record["harness_error"] = True  # the harness's own trouble: error, and no hint
         report.sockspec_harness_error = True  # and so in pytest's own lines (teststatus)
+        item.stash[HARNESS_ERROR] = str(call.excinfo.value)
+    if report.when == "teardown" and HARNESS_ERROR in item.stash:
+        report.user_properties.append((HARNESS_ERROR_PROPERTY, item.stash[HARNESS_ERROR]))
     facts = _record_facts(item, call, report)
     if facts:
         record["facts"] = facts  # for the root-cause grouping (reports/causes.py)
@@ -621,16 +626,20 @@ class ResultsReporter:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         json_path = self.config.getoption("sockspec_json")
         html_path = self.config.getoption("sockspec_html")
-        if not (json_path or html_path):
+        # pytest's junitxml (a normal hook: it has written its file by now)
+        junit_path = getattr(self.config.option, "xmlpath", None)
+        if not (json_path or html_path or junit_path):
             return
         from sockspec.reports.html import write_html_report
+        from sockspec.reports.junit import harness_errors_as_errors
         from sockspec.reports.outputs import write_each
 
         # One output that cannot be written (disk full) does not cost the others:
         # one line each on stderr, no temporary file left, and the run exits 1.
         problems = write_each(
             ([lambda: write_results(json_path, document)] if json_path else [])
-            + ([lambda: write_html_report(document, html_path)] if html_path else []))
+            + ([lambda: write_html_report(document, html_path)] if html_path else [])
+            + ([lambda: harness_errors_as_errors(junit_path, HARNESS_ERROR_PROPERTY)] if junit_path else []))
         for problem in problems:
             print(f"sockspec: {problem}", file=sys.stderr)
         if problems and session.exitstatus == pytest.ExitCode.OK:

@@ -34,6 +34,10 @@ PROPERTY = "sockspec"
 # Extra facts about an item from other plugins (e.g. packet capture): a JSON
 # object with any of the ItemResult fields "pcap", "packet_summary", "metrics", "evidence".
 EXTRA_PROPERTY = "sockspec-extra"
+# On an item's last report (teardown), when its call raised HarnessError: the JUnit XML
+# pytest writes carries it, and sockspec.reports.junit makes that testcase an <error>.
+HARNESS_ERROR_PROPERTY = "sockspec-harness-error"
+HARNESS_ERROR = pytest.StashKey[str]()          # item: its call's HarnessError, one line
 
 
 @dataclass(frozen=True)
