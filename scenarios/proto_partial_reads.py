@@ -18,6 +18,7 @@ import time
 
 from sockspec.catalogue import DECLARED, scenario
 from sockspec.drivers.declared import Tried, send_split, try_all, try_exchange, wire_of
+from sockspec.drivers.peer import ReadAlone, read_everything
 from sockspec.scenarios.partial_reads import PARTIAL_READS
 from sockspec.scenarios.partial_reads_sweep import _ranges, retry_alone
 from sockspec.transport import send_all
@@ -31,6 +32,11 @@ PAUSE_BETWEEN_PIECES_S = 0.05
 # One-byte segments: the server reads each before the next leaves (it wakes in
 # microseconds); short, as a request may be a few hundred bytes.
 PAUSE_BETWEEN_BYTES_S = 0.005
+# In three pieces and one byte per segment, each next piece also waits until the
+# server has read the ones before, so a server the machine keeps from running past
+# the pause still reads each alone; one that leaves a piece unread this long has
+# stopped reading (or not accepted yet), and the rest goes without waiting.
+READ_WAIT_S = 1.0
 # Connections at once: within the accept queue of a textbook listen(5), so a small
 # backlog (the backlog family's business) cannot make these fail.
 CONNECTIONS_AT_ONCE = 6
@@ -56,7 +62,7 @@ def test_proto_requests_in_three_pieces(server):
 
     Trigger: for each exchange, on its own connection (TCP_NODELAY): the request cut
     at a third and two thirds of its length, each piece its own segment, paused in
-    between.
+    between, each once the server has read the ones before (at most 1 s).
     Verdict: every reply matches its declaration.
     Avoids: half-close (no FIN before the reply is in) and judging how the stream ends.
     """
@@ -66,7 +72,7 @@ def test_proto_requests_in_three_pieces(server):
         size = len(wire_of(protocol, index))
         cases.append((index, (size // 3, 2 * size // 3)))
     tried = try_all(protocol, server.address, cases,
-                    lambda index, cuts: send_split(cuts, PAUSE_BETWEEN_PIECES_S),
+                    lambda index, cuts: send_split(cuts, PAUSE_BETWEEN_PIECES_S, READ_WAIT_S),
                     REPLY_TIMEOUT, CONNECTIONS_AT_ONCE)
     _expect_all_right(tried, "requests sent in 3 pieces were not answered as declared",
                       cut_at=", ".join(f"{t.name}: {t.variant}" for t in tried),
@@ -74,9 +80,11 @@ def test_proto_requests_in_three_pieces(server):
 
 
 def _byte_by_byte(sock, wire: bytes) -> None:
+    alone = ReadAlone(lambda: read_everything(sock), READ_WAIT_S)
     for offset in range(len(wire)):
         if offset:
             time.sleep(PAUSE_BETWEEN_BYTES_S)
+            alone.before_next(offset)
         send_all(sock, wire[offset:offset + 1])
 
 
@@ -88,7 +96,8 @@ def test_proto_requests_one_byte_per_segment(server):
     """Each declared request sent one byte per segment gets its declared reply.
 
     Trigger: for each exchange, on its own connection (TCP_NODELAY): every byte of
-    the request sent alone, 5 ms apart.
+    the request sent alone, 5 ms apart, each once the server has read the ones
+    before (at most 1 s).
     Verdict: every reply matches its declaration.
     Avoids: half-close (no FIN before the reply is in) and judging how the stream ends.
     """

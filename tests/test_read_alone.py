@@ -18,8 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
+from example_variants import EXAMPLES
 from packets_support import sockspec_run
 from sockspec_runner import FAULTY_DIR, server_cmd
+from test_proto_families import run_families
 
 from sockspec.drivers.peer import ReadAlone, read_everything
 from sockspec.drivers.wire import wire_unavailable_reason
@@ -185,3 +187,26 @@ def test_dribbled_bytes_wait_for_a_client_slow_to_read(tmp_path, transport):
     said = re.search(r"client read each piece alone: (no: the kernel no longer had its "
                      r"socket|yes)", record["evidence"])
     assert said, record["evidence"]
+
+
+@pytest.mark.parametrize("scenario", ["proto_requests_in_three_pieces",
+                                      "proto_requests_one_byte_per_segment"])
+def test_declared_pieces_wait_for_a_server_slow_to_read(tmp_path, scenario):
+    """examples/kv's server that takes a command word from the first recv(), made 0.3 s
+    late before each command's first recv(): with pauses alone (50 ms, 5 ms) the
+    whole command had arrived by then, and the defect passed."""
+    script = tmp_path / "verb_from_first_recv_starved.py"
+    script.write_text(
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(EXAMPLES / 'kv' / 'faulty')!r})\n"
+        "import verb_from_first_recv as faulty\n"
+        "class Late(faulty.VerbFromFirstRecv):\n"
+        "    def read_message(self, conn, buffer):\n"
+        "        if not buffer:\n"
+        "            time.sleep(0.3)\n"
+        "        return super().read_message(conn, buffer)\n"
+        "sys.exit(faulty.main(server_class=Late))\n")
+    outcome = run_families(tmp_path, "kv", [sys.executable, str(script)], ("tcp",),
+                           families=(scenario,))
+    (record,) = outcome.results()
+    assert record["outcome"] == "failed", record["evidence"]

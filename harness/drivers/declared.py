@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from sockspec.drivers.closing import connect_with_receive_buffer
 from sockspec.drivers.owed import wait_until_fin_acked
-from sockspec.drivers.peer import peer_socket, wait_for
+from sockspec.drivers.peer import ReadAlone, peer_socket, read_everything, wait_for
 from sockspec.errors import PeerError, SockspecError
 from sockspec.measure.histogram import LatencyHistogram
 from sockspec.protocol.conversation import Conversation, Outcome, sequence_values
@@ -213,14 +213,20 @@ def wire_of(protocol: Protocol, index: int) -> bytes:
     return conversation.render(protocol.exchanges[index])[1]
 
 
-def send_split(offsets: tuple[int, ...], pause_s: float) -> Sender:
+def send_split(offsets: tuple[int, ...], pause_s: float,
+               read_wait_s: float | None = None) -> Sender:
     """A sender that cuts the request at ``offsets`` (clipped to its length) and
-    pauses ``pause_s`` before each further piece."""
+    pauses ``pause_s`` before each further piece; with ``read_wait_s``, each further
+    piece also waits until the server has read the ones before (at most that long,
+    once: sockspec.drivers.peer.ReadAlone)."""
     def send(sock: socket.socket, wire: bytes) -> None:
+        alone = ReadAlone(lambda: read_everything(sock), read_wait_s) if read_wait_s else None
         cuts = [0, *sorted({o for o in offsets if 0 < o < len(wire)}), len(wire)]
         for number, (start, end) in enumerate(zip(cuts, cuts[1:], strict=False)):
             if number:
                 time.sleep(pause_s)
+                if alone is not None:
+                    alone.before_next(number)
             send_all(sock, wire[start:end])
     return send
 
