@@ -18,10 +18,8 @@ import time
 
 from sockspec.catalogue import DECLARED, scenario
 from sockspec.drivers.declared import Tried, send_split, try_all, try_exchange, wire_of
-from sockspec.drivers.peer import ReadAlone, read_everything
 from sockspec.scenarios.partial_reads import PARTIAL_READS
 from sockspec.scenarios.partial_reads_sweep import _ranges, retry_alone
-from sockspec.transport import send_all
 from sockspec.verdict import MUST, expect
 
 # Long enough that the server's recv() returns each piece alone: the pieces leave at
@@ -80,12 +78,8 @@ def test_proto_requests_in_three_pieces(server):
 
 
 def _byte_by_byte(sock, wire: bytes) -> None:
-    alone = ReadAlone(lambda: read_everything(sock), READ_WAIT_S)
-    for offset in range(len(wire)):
-        if offset:
-            time.sleep(PAUSE_BETWEEN_BYTES_S)
-            alone.before_next(offset)
-        send_all(sock, wire[offset:offset + 1])
+    """The request cut at every offset: one byte per send()."""
+    send_split(tuple(range(1, len(wire))), PAUSE_BETWEEN_BYTES_S, READ_WAIT_S)(sock, wire)
 
 
 @scenario(PARTIAL_READS, profiles=(DECLARED,), needs=("exchange",),

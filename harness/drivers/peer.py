@@ -4,9 +4,9 @@ A client can ask its own kernel how far the server has got: sock_diag looks up
 the server's socket by the connection's exact 4-tuple (on loopback, or from a
 thread inside a wire lab's namespace) and reports what it has not read, what it
 has written, and whether its send() would block; ioctls report what waits on
-our own socket. ``wait_until_read`` uses them so a scenario that sends a
-message in pieces knows the server's recv() took each piece alone, instead of
-hoping a pause was long enough.
+our own socket. ``read_everything`` and ``ReadAlone`` use them so a scenario
+that sends a message in pieces knows the server's recv() took each piece alone,
+instead of hoping a pause was long enough.
 """
 
 from __future__ import annotations
@@ -167,13 +167,19 @@ def read_everything(sock: socket.socket) -> bool | None:
     """
     if sock.family == socket.AF_UNIX:
         return unsent_on(sock) == 0
+    return has_read(lambda: peer_socket(sock), written_on(sock))
+
+
+def has_read(lookup: Callable[[], PeerSocket], written: int | None) -> bool | None:
+    """The peer ``lookup()`` finds has read ``written`` bytes in all. None when the
+    kernel no longer has its socket (closed, reset), or reports neither count: there
+    is nothing to wait for."""
     try:
-        read = peer_socket(sock).read
+        read = lookup().read
     except (OSError, SockspecError):
         return None
-    written = written_on(sock)
     if read is None or written is None:
-        return None     # not reported here: nothing to wait for
+        return None
     return read >= written
 
 

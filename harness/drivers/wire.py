@@ -24,8 +24,7 @@ from dataclasses import dataclass
 import pytest
 
 from sockspec.drivers.load import Probe, probe_service
-from sockspec.drivers.peer import peer_socket_at
-from sockspec.errors import SockspecError
+from sockspec.drivers.peer import has_read, peer_socket_at
 from sockspec.packets.capture import CaptureUnavailable, PacketCapture, capture_unavailable_reason
 from sockspec.packets.lab import WireLab, WireLabUnavailable, unavailable_reason, wire_lab
 from sockspec.packets.wire import WireClient, WireFlow
@@ -65,12 +64,9 @@ class WireSession:
         """The server has read the first ``sent`` bytes of ``flow`` (its copied_seq, as
         sock_diag inside the namespace reports it); None when its socket is gone."""
         family = socket.AF_INET6 if self.lab.ipv6 else socket.AF_INET
-        try:
-            peer = self.lab.run_in(lambda: peer_socket_at(
-                family, (self.lab.server_host, self.port), (self.lab.phantom, flow.client_port)))
-        except (OSError, SockspecError):
-            return None
-        return peer.read is not None and peer.read >= sent
+        return has_read(lambda: self.lab.run_in(lambda: peer_socket_at(
+            family, (self.lab.server_host, self.port), (self.lab.phantom, flow.client_port))),
+            sent)
 
     def probe(self, timeout: float) -> Probe:
         """One ordinary request from inside the namespace (socket API, not crafted)."""
