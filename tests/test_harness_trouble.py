@@ -35,19 +35,27 @@ def test_a_full_tmp_is_an_error_of_the_harness_not_a_failed_server(tmp_path):
     # In a private mount namespace: a 512 KiB tmpfs over /tmp, filled up, with
     # this test's directory bound in at /tmp/out for the JSON and pytest's own
     # temporary files. The harness's workdirs (document roots) land in the full part.
+    # A project or interpreter under /tmp (a clone in /tmp/x, its .tox) is bound back
+    # in at its own path from /mnt, where the real /tmp is kept in this namespace.
     script = """
 set -e
 exec 3<"$OUT"
+[ -z "$TMP_HOMES" ] || mount --bind /tmp /mnt
 mount -t tmpfs -o size=512k,mode=1777 sockspec-test-full /tmp
 mkdir /tmp/out
 mount --bind /proc/self/fd/3 /tmp/out
 exec 3<&-
+for name in $TMP_HOMES; do mkdir "/tmp/$name"; mount --bind "/mnt/$name" "/tmp/$name"; done
 dd if=/dev/zero of=/tmp/filler bs=4096 2>/dev/null || true
 export TMPDIR=/tmp/out
 exec "$PYTHON" -m sockspec run --json /tmp/out/results.json \
     --target reference-http --transport unix basic
 """
-    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}
+    homes = {Path(p).resolve().relative_to("/tmp").parts[0]
+             for p in (PROJECT, sys.prefix, sys.base_prefix)
+             if Path(p).resolve().is_relative_to("/tmp")}
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable,
+           "TMP_HOMES": " ".join(sorted(homes))}
     proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                           cwd=PROJECT, env=env, capture_output=True, text=True,
                           timeout=RUN_LIMIT_S, stdin=subprocess.DEVNULL)

@@ -37,10 +37,12 @@ REACH_MOMENT_S = 180.0   # generous bounds that only catch hangs
 PENDING_S = 20.0
 FINISH_S = 120.0
 GONE_WITHIN_S = 30.0
-# Exec the harness with SIGINT at its default, whatever the test runner inherited
-# (a shell's background job ignores it, and the harness respects an ignored SIGINT).
-EXEC_WITH_DEFAULT_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-                            "os.execv(sys.argv[1], sys.argv[1:])")
+# Exec the harness with SIGINT and SIGHUP at their defaults, whatever the test runner
+# inherited (a shell's background job ignores SIGINT, nohup ignores SIGHUP, and the
+# harness respects an ignored signal).
+EXEC_WITH_DEFAULT_SIGNALS = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                             "signal.signal(signal.SIGHUP, signal.SIG_DFL); "
+                             "os.execv(sys.argv[1], sys.argv[1:])")
 OWNED = re.compile(r"^sockspec-(\d+)-")
 
 
@@ -238,7 +240,7 @@ class Run:
         workers = ["-n", str(moment.workers)] if moment.workers else []
         self.out = open(tmp / "output", "w+")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", EXEC_WITH_DEFAULT_SIGINT, sys.executable, "-m", "sockspec",
+            [sys.executable, "-c", EXEC_WITH_DEFAULT_SIGNALS, sys.executable, "-m", "sockspec",
              "run", "--json", str(self.json), "--html", str(self.html), "--transport", "tcp",
              *workers, *moment.selectors],
             cwd=PROJECT, env=env, stdin=subprocess.DEVNULL, stdout=self.out,
