@@ -109,8 +109,9 @@ def wire_session(server: ServerUnderTest, packet_evidence) -> Iterator[WireSessi
             lab = stack.enter_context(wire_lab(ipv6=server.transport == "tcp6"))
         except WireLabUnavailable as exc:
             pytest.skip(f"cannot build the namespace for wire-level scenarios: {exc}")
+        # The namespace is new and the lab's alone: any slice of ports is free there.
         inner = lab.run_in(lambda: start_server(server.target, server.transport,
-                                                PortAllocator(), server.policy,
+                                                PortAllocator(worker=0), server.policy,
                                                 host=lab.server_host))
         stack.callback(inner.stop)
         try:

@@ -2,7 +2,8 @@
 
 Ports come from below the kernel's ephemeral range (ip_local_port_range), so a
 client's automatically chosen source port can never take a server's port, and
-each pytest-xdist worker draws from its own slice of that range.
+each process that starts servers draws from a slice of that range no other
+sockspec process on the machine holds (claimed_slot()).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import threading
 from dataclasses import dataclass, field
 
 from sockspec.cleanup import make_workdir, remove_workdir
@@ -17,6 +19,11 @@ from sockspec.errors import SockspecError
 
 PORT_FLOOR = 20000
 MAX_WORKERS = 64
+# The abstract Unix socket name (Linux, no file) whose binding holds slot N.
+SLOT_NAME = "\0sockspec-port-slot-{}"
+
+_claim: tuple[int, socket.socket | None] | None = None
+_claim_lock = threading.Lock()
 
 
 def worker_index() -> int:
@@ -24,6 +31,51 @@ def worker_index() -> int:
     name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     digits = name.removeprefix("gw")
     return int(digits) % MAX_WORKERS if digits.isdigit() else 0
+
+
+def claimed_slot() -> int:
+    """This process's slice of the port range, held until it exits.
+
+    The slot is claimed by binding the abstract Unix socket SLOT_NAME: the kernel
+    refuses a second binding of a name, in any process, and frees it when the
+    holder exits however it ends (no file to leave behind). The xdist worker
+    name alone was not enough: a `sockspec run -n 2` started by a test in worker
+    gw1 has workers gw0 and gw1 too, and they drew from the slices of the outer
+    gw0 and gw1 (a fresh CI run had a server fail with EADDRINUSE that way).
+    The search starts at the worker's own index; with every slot held, the
+    worker's index is shared (the start's retry covers a listener found there).
+    Claimed from the first caller's network namespace: the one sockspec runs in.
+    """
+    global _claim
+    with _claim_lock:
+        if _claim is None:
+            _claim = _claim_free_slot(worker_index())
+        return _claim[0]
+
+
+def _forget_claim() -> None:
+    """In a forked child: the slot is the parent's; the child claims its own if it needs one."""
+    global _claim, _claim_lock
+    _claim_lock = threading.Lock()  # another thread may have held it at the fork
+    if _claim is not None and _claim[1] is not None:
+        _claim[1].close()  # the parent's copy keeps the name bound
+    _claim = None
+
+
+os.register_at_fork(after_in_child=_forget_claim)
+
+
+def _claim_free_slot(first: int) -> tuple[int, socket.socket | None]:
+    for step in range(MAX_WORKERS):
+        slot = (first + step) % MAX_WORKERS
+        holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            holder.bind(SLOT_NAME.format(slot))
+        except OSError:
+            holder.close()
+            continue
+        return slot, holder
+    return first, None
 
 
 def ephemeral_port_floor() -> int:
@@ -51,14 +103,15 @@ def port_is_free(host: str, port: int) -> bool:
 
 @dataclass
 class PortAllocator:
-    """Hands out free ports from this worker's slice, in random order.
+    """Hands out free ports from one slice, in random order: this process's own
+    (claimed_slot()) unless ``worker`` names one.
 
     Random, not round robin from a pid-based offset: runs started together have
     neighbouring pids, and in step they kept drawing the port the other had
     just probed free and was about to bind (see servers.start_server's retry).
     """
 
-    worker: int = field(default_factory=worker_index)
+    worker: int = field(default_factory=claimed_slot)
     _random: random.Random = field(default_factory=random.Random, repr=False)
 
     def __post_init__(self) -> None:
