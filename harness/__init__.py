@@ -78,9 +78,9 @@ _export("sockspec.protocol.conversation", "Conversation", "FrameReader", "Outcom
         "sequence_values")
 _export("sockspec.drivers.owed", "leave_while_echo_owed")
 _export("sockspec.drivers.peer", "PeerSocket", "ReadAlone", "peer_socket", "peer_socket_at",
-        "read_everything")
+        "read_everything", "unix_peer_inode")
 _export("sockspec.drivers.closing", "connect_with_receive_buffer", "held_server",
-        "wait_until_echo_written")
+        "settle_unix_end", "wait_until_echo_written")
 _export("sockspec.drivers.resources", "Busy", "close_all", "cpu_seconds", "lower_fd_limit",
         "open_idle", "runnable", "sample_busy",
         "tcp_states_of_server")

@@ -9,10 +9,15 @@ the queued data, instead of returning EOF (net/unix/af_unix.c, unix_release_sock
 Both transports are judged the same way: the data, then an orderly EOF.
 """
 
+import socket
 import time
 
 from sockspec.catalogue import Family, scenario
-from sockspec.drivers.closing import connect_with_receive_buffer, wait_until_echo_written
+from sockspec.drivers.closing import (
+    connect_with_receive_buffer,
+    settle_unix_end,
+    wait_until_echo_written,
+)
 from sockspec.drivers.http import counting_bytes, read_response_start, send_get
 from sockspec.drivers.streams import printable_payload
 from sockspec.errors import PeerError
@@ -61,6 +66,25 @@ READ_LATE_PAUSE_S = 0.3
 STREAM_END_TIMEOUT = 10.0
 # Bytes read past the expected data before giving up on seeing the end.
 EXCESS_READ_LIMIT = 64 * 1024
+# Unix: after EOF, the longest wait for the server's socket to be released
+# (sockspec.drivers.closing.settle_unix_end); a server closing as it should takes
+# a few milliseconds.
+RELEASE_WAIT_S = 5.0
+
+
+def read_to_the_end(sock, limit: int, timeout: float = STREAM_END_TIMEOUT):
+    """read_until_end, then the end as confirmed_end() has it: (bytes, end, facts)."""
+    data, end = read_until_end(sock, timeout, limit)
+    return (data, *confirmed_end(sock, end))
+
+
+def confirmed_end(sock, end: StreamEnd) -> tuple[StreamEnd, dict[str, str]]:
+    """Over Unix, an EOF judged again once the server's socket is released
+    (sockspec.drivers.closing.settle_unix_end), with a fact saying how; TCP as is."""
+    if sock.family != socket.AF_UNIX:
+        return end, {}
+    end, words = settle_unix_end(sock, end, RELEASE_WAIT_S)
+    return end, {"after_eof": words}
 
 
 def stream_end_words(end: StreamEnd, transport: str) -> str:
@@ -98,7 +122,7 @@ def test_echo_close_after_late_read(server):
         sender.finish(STREAM_END_TIMEOUT)
         fin_error = _send_fin(sock)
         time.sleep(READ_LATE_PAUSE_S)  # the trigger: a client that reads late
-        rest, end = read_until_end(sock, STREAM_END_TIMEOUT, len(payload) + EXCESS_READ_LIMIT)
+        rest, end, settled = read_to_the_end(sock, len(payload) + EXCESS_READ_LIMIT)
     echoed = written.read_early + rest
     facts = dict(
         transport=server.transport,
@@ -108,6 +132,7 @@ def test_echo_close_after_late_read(server):
         echo_written_when_our_fin_left=f"{written.written} bytes ({written.how})",
         read_paused_s=READ_LATE_PAUSE_S,
         client_send_error=sender.error or fin_error or "none",
+        **settled,
     )
     expect(end is not StreamEnd.RST,
            f"the server reset the connection after {len(echoed)} of {len(payload)} echoed "
@@ -185,7 +210,7 @@ def test_http_close_with_pipelined_request(server):
     body = counting_bytes(HTTP_BODY_BYTES, start=7)
     server.put_file("graceful-close/large.bin", body)
     server.put_file("graceful-close/second.txt", b"second response\n")
-    send_error = None
+    send_error, settled = None, {}
     with connect(server.address, STREAM_END_TIMEOUT) as sock:
         start, received, end = _start_large_download(server, sock)
         if end is StreamEnd.LIMIT:
@@ -195,14 +220,14 @@ def test_http_close_with_pipelined_request(server):
             except (PeerError, OSError) as exc:  # the server reset us already
                 send_error = str(exc) if isinstance(exc, PeerError) else describe_os_error(exc)
             time.sleep(READ_LATE_PAUSE_S)  # the trigger: a client that reads late
-            rest, end = read_until_end(
-                sock, STREAM_END_TIMEOUT, len(body) - len(received) + EXCESS_READ_LIMIT)
+            rest, end, settled = read_to_the_end(
+                sock, len(body) - len(received) + EXCESS_READ_LIMIT)
             received += rest
             if send_error and end is StreamEnd.FIN:
                 end = StreamEnd.RST  # our send consumed the reset; recv() then says EOF
     _expect_whole_body_then_fin(server, start, received, end, body,
                                 "close() with the pipelined request unread, or SO_LINGER {1, 0}?",
-                                send_error=send_error or "none")
+                                send_error=send_error or "none", **settled)
 
 
 @scenario(GRACEFUL_CLOSE, profiles=("http",), level=MUST,
@@ -222,18 +247,18 @@ def test_http_close_after_fin_mid_response(server):
     """
     body = counting_bytes(HTTP_BODY_BYTES, start=11)
     server.put_file("graceful-close/large.bin", body)
-    fin_error = None
+    fin_error, settled = None, {}
     with connect_with_receive_buffer(server.address, STREAM_END_TIMEOUT,
                                      HTTP_RECEIVE_BUFFER) as sock:
         start, received, end = _start_large_download(server, sock)
         if end is StreamEnd.LIMIT:
             fin_error = _send_fin(sock)
             time.sleep(READ_LATE_PAUSE_S)  # the trigger: a client that reads late
-            rest, end = read_until_end(
-                sock, STREAM_END_TIMEOUT, len(body) - len(received) + EXCESS_READ_LIMIT)
+            rest, end, settled = read_to_the_end(
+                sock, len(body) - len(received) + EXCESS_READ_LIMIT)
             received += rest
     _expect_whole_body_then_fin(server, start, received, end, body,
                                 "close() after the client's FIN with SO_LINGER {1, 0}, or "
                                 "without sending what was still owed?",
                                 client_fin=f"after {HTTP_FIRST_READ_BYTES} body bytes were read",
-                                fin_error=fin_error or "none")
+                                fin_error=fin_error or "none", **settled)

@@ -4,7 +4,13 @@ import time
 
 from sockspec.catalogue import DECLARED, scenario
 from sockspec.drivers.declared import NotPrepared, large_values, ready_for
-from sockspec.scenarios.graceful_close import GRACEFUL_CLOSE, _send_fin, stream_end_words
+from sockspec.scenarios.graceful_close import (
+    GRACEFUL_CLOSE,
+    _send_fin,
+    confirmed_end,
+    read_to_the_end,
+    stream_end_words,
+)
 from sockspec.transport import StreamEnd, read_until_end, send_all
 from sockspec.verdict import MUST, expect, fail
 
@@ -57,14 +63,15 @@ def test_proto_close_after_fin(server):
             reader = ready.conversation.reader
             fin_error = _send_fin(ready.sock)
             if reader.end is None:
-                _, end = read_until_end(ready.sock, STREAM_END_TIMEOUT, EXCESS_READ_LIMIT)
+                _, end, settled = read_to_the_end(ready.sock, EXCESS_READ_LIMIT,
+                                                  STREAM_END_TIMEOUT)
             else:
-                end = reader.end
+                end, settled = confirmed_end(ready.sock, reader.end)
     except NotPrepared as exc:
         fail(str(exc), **exc.before[-1].facts())
     _expect_fin(end, server.transport, "after the client's FIN",
                 client_fin=f"after the reply to {outcome.exchange.name!r} was read whole",
-                fin_error=fin_error or "none")
+                fin_error=fin_error or "none", **settled)
 
 
 @scenario(GRACEFUL_CLOSE, profiles=(DECLARED,), needs=("answers_after_fin", "large_reply"),
@@ -94,14 +101,14 @@ def test_proto_close_after_fin_mid_reply(server):
             _, wire = ready.render(extra)
             send_all(ready.sock, wire)
             first, end = read_until_end(ready.sock, STREAM_END_TIMEOUT, FIRST_READ_BYTES)
-            fin_error, fin_after, rest = None, None, b""
+            fin_error, fin_after, rest, settled = None, None, b"", {}
             if end is StreamEnd.LIMIT:
                 fin_after = len(first)
                 fin_error = _send_fin(ready.sock)
                 time.sleep(READ_LATE_PAUSE_S)  # the trigger: a client that reads late
-                rest, end = read_until_end(ready.sock, STREAM_END_TIMEOUT,
-                                           len(wire) + 2 * len(extra["payload"]) +
-                                           EXCESS_READ_LIMIT)
+                rest, end, settled = read_to_the_end(
+                    ready.sock, len(wire) + 2 * len(extra["payload"]) + EXCESS_READ_LIMIT,
+                    STREAM_END_TIMEOUT)
     except NotPrepared as exc:
         fail(str(exc), **exc.before[-1].facts())
     received = first + rest
@@ -114,4 +121,4 @@ def test_proto_close_after_fin_mid_reply(server):
                 else "never sent: the stream ended first",
                 reply_bytes_received=len(received),
                 a_whole_reply_frame_arrived="yes" if whole is True else whole or "no",
-                read_paused_s=READ_LATE_PAUSE_S, fin_error=fin_error or "none")
+                read_paused_s=READ_LATE_PAUSE_S, fin_error=fin_error or "none", **settled)

@@ -16,6 +16,10 @@ it, and they prove that from the kernel instead of guessing with a pause:
 - ``connect_with_receive_buffer``: SO_RCVBUF fixed before connect(), so the
   window is small from the handshake on and part of a response must still wait
   in the server's send queue while the client does not read.
+- ``settle_unix_end``: over a Unix stream, EOF arrives with the server's
+  shutdown(SHUT_WR) but the ECONNRESET of a close() with unread input only when
+  its last descriptor goes; an end seen as EOF is read again once the kernel
+  has released the server's socket.
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sockspec.drivers.peer import peer_socket, queued_on
+from sockspec.drivers.peer import peer_socket, queued_on, unix_peer_inode, wait_for
 from sockspec.errors import SockspecError
-from sockspec.transport import Address, _connect_error, open_socket
+from sockspec.transport import Address, StreamEnd, _connect_error, open_socket
 
 # No progress for this long: the server waits for room in our receive buffer
 # before it writes more, so we read what is queued (its answer is not judged
@@ -53,6 +57,45 @@ def connect_with_receive_buffer(address: Address, timeout: float, size: int) -> 
     except BaseException as exc:
         sock.close()
         raise _connect_error(address, timeout, exc) from exc
+
+
+def settle_unix_end(sock: socket.socket, end: StreamEnd, seconds: float) -> tuple[StreamEnd, str]:
+    """The end of a Unix stream, judged once the server's socket is released.
+
+    A server's shutdown(SHUT_WR) gives us EOF at once; its close() with unread
+    input sets ECONNRESET on our socket only when its last descriptor goes
+    (net/unix/af_unix.c, unix_release_sock), and a client that read EOF in between
+    would call the end FIN: a server the scheduler holds between the two calls
+    passed. So after EOF: our FIN, if not sent yet (a server that reads until
+    EOF before it closes, as it should, now closes); a wait of up to ``seconds``
+    until unix_diag no longer shows the server's socket; one more read, which
+    returns the pending ECONNRESET if there is one. Other ends, and TCP (whose RST
+    comes by itself), are returned as they are. Also returns words for the evidence.
+    """
+    if sock.family != socket.AF_UNIX or end is not StreamEnd.FIN:
+        return end, "not needed"
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # sent before, or the server is gone already: either way nothing to add
+    began = time.monotonic()
+    try:
+        released = wait_for(lambda: unix_peer_inode(sock) == 0, seconds)
+    except (OSError, SockspecError) as exc:
+        return end, f"not checked: {exc}"
+    took = time.monotonic() - began
+    sock.setblocking(False)
+    try:
+        again = sock.recv(1)
+    except ConnectionResetError:
+        return StreamEnd.RST, f"after EOF, ECONNRESET once its socket was released ({took:.3f} s)"
+    except OSError as exc:
+        return end, f"a read after EOF failed: {exc}"
+    if again:
+        return end, "data after EOF (not judged here)"
+    if not released:
+        return end, f"its socket was still open {seconds:g} s after EOF and our FIN"
+    return end, f"released {took:.3f} s after EOF, with no ECONNRESET pending"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import os
 import socket
 import struct
 import termios
@@ -119,6 +120,41 @@ def peer_socket_at(family: int, its: tuple[str, int], ours: tuple[str, int]) -> 
         raise SockspecError("the kernel did not report the server's socket memory")
     return PeerSocket(body[1], unread, unacked, memory[SK_MEMINFO_WMEM_QUEUED],
                       memory[SK_MEMINFO_SNDBUF], written, received)
+
+
+# linux/unix_diag.h
+UDIAG_SHOW_PEER = 0x04
+UNIX_DIAG_PEER = 2
+UNIX_DIAG_MSG_BYTES = 16
+
+
+def unix_peer_inode(sock: socket.socket) -> int:
+    """The inode of the socket at the other end of our Unix stream ``sock``, from
+    unix_diag; 0 once the kernel has released it (its last descriptor closed: the
+    close() that, with unread input, resets us)."""
+    inode = os.fstat(sock.fileno()).st_ino
+    request = struct.pack("=BBHIIIII", socket.AF_UNIX, 0, 0, 0xFFFFFFFF, inode,
+                          UDIAG_SHOW_PEER, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE)
+    message = struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST,
+                          1, 0) + request
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as netlink:
+        netlink.sendto(message, (0, 0))
+        reply = netlink.recv(65536)
+    length, kind = struct.unpack_from("=IH", reply)
+    if kind == NLMSG_ERROR:
+        code = -struct.unpack_from("=i", reply, 16)[0]
+        raise SockspecError(f"unix_diag has no socket with our inode "
+                            f"({errno.errorcode.get(code, code)})")
+    body = reply[16:length]
+    offset = UNIX_DIAG_MSG_BYTES
+    while offset + 4 <= len(body):
+        size, kind = struct.unpack_from("=HH", body, offset)
+        if size < 4:
+            break
+        if kind == UNIX_DIAG_PEER and size >= 8:
+            return struct.unpack_from("=I", body, offset + 4)[0]
+        offset += (size + 3) & ~3
+    return 0  # no peer attribute: not connected, or the peer is gone
 
 
 def queued_on(sock: socket.socket) -> int:
