@@ -55,9 +55,9 @@ _export("sockspec.drivers.load", "Probe", "close_without_sending", "connect_burs
         "echo_then_close", "echo_then_reset", "fill_until_blocked", "get_then_close",
         "probe_service", "reset_mid_request", "run_in_sequence", "settle_count",
         "tcp_states_on_port", "unfinished_get_request", "wait_until_still")
-_export("sockspec.drivers.streams", "LatencySummary", "PacedSink", "echo_many_at_once",
-        "limit_receive_buffer", "parse_small_response", "printable_payload", "read_in_bursts",
-        "send_in_pieces", "send_with_fin", "start_stalled_download")
+_export("sockspec.drivers.streams", "LatencySummary", "PacedSink", "best_sample",
+        "echo_many_at_once", "limit_receive_buffer", "parse_small_response", "printable_payload", "read_in_bursts",
+        "samples_words", "send_in_pieces", "send_with_fin", "start_stalled_download")
 _export("sockspec.drivers.wire", "wire_session")
 # Declared protocols ([[protocol]]): the generic correctness families' client side
 _export("sockspec.drivers.declared", "NotPrepared", "PacedSocket", "Ready", "Tried",

@@ -202,12 +202,9 @@ class Figures(dict):
         ``why``: what a miss usually means (shown in the evidence); ``facts``: the
         evidence of a miss.
         """
-        measure = self.measures.get(figure)
-        if measure is None:
-            raise KeyError(f"family {self.family_name!r} declares no measure {figure!r}")
+        measure, threshold = self._threshold_of(figure)
         self.record(measure.metric, observed)
         name = f"{self.family_name}.{figure}"
-        threshold = self.user.get(name) or default_threshold(self.family_name, measure)
         if threshold is None:
             return True
         met = threshold.met_by(observed)
@@ -220,6 +217,19 @@ class Figures(dict):
         if not met:
             self.misses.append((threshold, why, dict(facts)))
         return met
+
+    def meets(self, figure: str, observed: float) -> bool:
+        """Whether ``observed`` meets ``figure``'s threshold (True when none applies),
+        without recording or judging it: to decide whether to measure again."""
+        _, threshold = self._threshold_of(figure)
+        return threshold is None or threshold.met_by(observed)
+
+    def _threshold_of(self, figure: str) -> tuple[Measure, Threshold | None]:
+        measure = self.measures.get(figure)
+        if measure is None:
+            raise KeyError(f"family {self.family_name!r} declares no measure {figure!r}")
+        name = f"{self.family_name}.{figure}"
+        return measure, self.user.get(name) or default_threshold(self.family_name, measure)
 
     def verdict(self):
         """The ScenarioFailed for the thresholds missed, or None when none was."""

@@ -1,7 +1,7 @@
 """latency: small request/response exchanges are not stalled by Nagle plus delayed ACK."""
 
 from sockspec.catalogue import Family, scenario
-from sockspec.drivers.streams import LatencySummary
+from sockspec.drivers.streams import LatencySummary, best_sample, samples_words
 from sockspec.errors import SockspecError
 from sockspec.reference.client import ping_pong
 from sockspec.thresholds import Measure
@@ -47,7 +47,10 @@ def test_echo_ping_pong_median(server, metrics):
 
     Trigger: TCP_NODELAY on the client; 3 warm-up round trips, then 20 measured,
     each sending 100 bytes and waiting for their echo before the next (on Unix
-    there is no Nagle, but a slow reply path shows the same way).
+    there is no Nagle, but a slow reply path shows the same way). A median that
+    misses its threshold is measured again on a new connection, up to 3 samples
+    in all, and the best is judged: a busy machine delays some samples, a stall
+    of the server's every one.
     Verdict: every round trip completes (MUST); the median is judged against
     latency.p50_ms (default < 20 ms: a Nagle plus delayed-ACK stall costs ~40 ms
     each; a miss of the default is a warning); p50, p90, p99 and max are
@@ -55,15 +58,23 @@ def test_echo_ping_pong_median(server, metrics):
     Avoids: half-close and judging how the stream ends: one connection, closed after the
     last echo.
     """
-    try:
-        rounds = ping_pong(server.address, MESSAGE_BYTES, WARM_UP_ROUNDS + MEASURED_ROUNDS,
-                           timeout=REPLY_TIMEOUT, nodelay=True)
-    except SockspecError as exc:
-        fail("a ping-pong round trip failed", reason=str(exc), message_bytes=MESSAGE_BYTES,
-             rounds_planned=WARM_UP_ROUNDS + MEASURED_ROUNDS)
-    summary = LatencySummary.from_seconds(rounds[WARM_UP_ROUNDS:])
+    def sample() -> LatencySummary:
+        try:
+            rounds = ping_pong(server.address, MESSAGE_BYTES, WARM_UP_ROUNDS + MEASURED_ROUNDS,
+                               timeout=REPLY_TIMEOUT, nodelay=True)
+        except SockspecError as exc:
+            fail("a ping-pong round trip failed", reason=str(exc), message_bytes=MESSAGE_BYTES,
+                 rounds_planned=WARM_UP_ROUNDS + MEASURED_ROUNDS)
+        taken.append(rounds)
+        return LatencySummary.from_seconds(rounds[WARM_UP_ROUNDS:])
+
+    taken: list[list[float]] = []
+    summary, summaries = best_sample(sample, key=lambda s: s.p50_ms,
+                                     enough=lambda s: metrics.meets("p50_ms", s.p50_ms))
+    rounds = taken[summaries.index(summary)]
     for name, value in summary.as_metrics("latency").items():
         metrics.record(name, value)
+    metrics.record("latency_samples", len(summaries))
     facts = dict(
         p50_ms=f"{summary.p50_ms:.2f}",
         p90_ms=f"{summary.p90_ms:.2f}",
@@ -71,6 +82,7 @@ def test_echo_ping_pong_median(server, metrics):
         max_ms=f"{summary.max_ms:.2f}",
         round_trips_ms=" ".join(f"{r * 1000:.1f}" for r in rounds[WARM_UP_ROUNDS:]),
         warm_up_round_trips_ms=" ".join(f"{r * 1000:.1f}" for r in rounds[:WARM_UP_ROUNDS]),
+        sample_medians_ms=samples_words([s.p50_ms for s in summaries]),
     )
     metrics.judge("p50_ms", summary.p50_ms,
                   "about 40 ms per round means a reply written in pieces waits for a "

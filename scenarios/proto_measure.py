@@ -31,6 +31,7 @@ from sockspec.drivers.declared import (
     hold_declared,
 )
 from sockspec.drivers.load import run_in_sequence
+from sockspec.drivers.streams import best_sample, samples_words
 from sockspec.errors import HarnessError, SockspecError
 from sockspec.measure.concurrent import hold_concurrent
 from sockspec.measure.connrate import ConnRateRequest
@@ -76,7 +77,8 @@ def test_proto_latency_median(server, metrics):
 
     Trigger: one connection (TCP_NODELAY on TCP); 3 warm-up round trips of the
     declaration's first exchange, then 20 measured, each reply read and judged
-    before the next request.
+    before the next request. A median that misses its threshold is measured again
+    on a new connection, up to 3 samples in all, and the best is judged.
     Verdict: every reply is as declared (MUST); the median is judged against
     latency.p50_ms (default < 20 ms: a reply written in pieces waits ~40 ms for a
     delayed ACK); p90, p99 and max are recorded.
@@ -84,12 +86,21 @@ def test_proto_latency_median(server, metrics):
     last reply.
     """
     protocol = server.protocol
-    result = declared_ping_pong(server.address, protocol, count=lat.MEASURED_ROUNDS,
-                                warmup=lat.WARM_UP_ROUNDS, timeout_s=lat.REPLY_TIMEOUT)
+
+    def sample():
+        return declared_ping_pong(server.address, protocol, count=lat.MEASURED_ROUNDS,
+                                  warmup=lat.WARM_UP_ROUNDS, timeout_s=lat.REPLY_TIMEOUT)
+
+    # A failed round trip ends the sampling and is the one judged (failures sort first).
+    result, results = best_sample(
+        sample, key=lambda r: (r.ok, r.histogram.summary().p50_ms),
+        enough=lambda r: not r.ok or metrics.meets("p50_ms", r.histogram.summary().p50_ms))
     summary = result.histogram.summary()
     for name, value in summary.metrics().items():
         metrics.record(name, value)
     facts = _engine_facts(protocol, result)
+    metrics.record("latency_samples", len(results))
+    facts["sample_medians_ms"] = samples_words([r.histogram.summary().p50_ms for r in results])
     expect(result.ok, f"a round trip failed: {result.describe()}",
            first_failure=result.first_failure, **facts)
     metrics.judge("p50_ms", summary.p50_ms,
