@@ -58,23 +58,21 @@ def test_echo_ping_pong_median(server, metrics):
     Avoids: half-close and judging how the stream ends: one connection, closed after the
     last echo.
     """
-    def sample() -> LatencySummary:
+    def sample() -> tuple[list[float], LatencySummary]:
         try:
             rounds = ping_pong(server.address, MESSAGE_BYTES, WARM_UP_ROUNDS + MEASURED_ROUNDS,
                                timeout=REPLY_TIMEOUT, nodelay=True)
         except SockspecError as exc:
             fail("a ping-pong round trip failed", reason=str(exc), message_bytes=MESSAGE_BYTES,
                  rounds_planned=WARM_UP_ROUNDS + MEASURED_ROUNDS)
-        taken.append(rounds)
-        return LatencySummary.from_seconds(rounds[WARM_UP_ROUNDS:])
+        return rounds, LatencySummary.from_seconds(rounds[WARM_UP_ROUNDS:])
 
-    taken: list[list[float]] = []
-    summary, summaries = best_sample(sample, key=lambda s: s.p50_ms,
-                                     enough=lambda s: metrics.meets("p50_ms", s.p50_ms))
-    rounds = taken[summaries.index(summary)]
+    (rounds, summary), samples = best_sample(
+        sample, key=lambda taken: taken[1].p50_ms,
+        enough=lambda taken: metrics.meets("p50_ms", taken[1].p50_ms))
     for name, value in summary.as_metrics("latency").items():
         metrics.record(name, value)
-    metrics.record("latency_samples", len(summaries))
+    metrics.record("latency_samples", len(samples))
     facts = dict(
         p50_ms=f"{summary.p50_ms:.2f}",
         p90_ms=f"{summary.p90_ms:.2f}",
@@ -82,7 +80,7 @@ def test_echo_ping_pong_median(server, metrics):
         max_ms=f"{summary.max_ms:.2f}",
         round_trips_ms=" ".join(f"{r * 1000:.1f}" for r in rounds[WARM_UP_ROUNDS:]),
         warm_up_round_trips_ms=" ".join(f"{r * 1000:.1f}" for r in rounds[:WARM_UP_ROUNDS]),
-        sample_medians_ms=samples_words([s.p50_ms for s in summaries]),
+        sample_medians_ms=samples_words([taken.p50_ms for _, taken in samples]),
     )
     metrics.judge("p50_ms", summary.p50_ms,
                   "about 40 ms per round means a reply written in pieces waits for a "

@@ -18,7 +18,7 @@ import socket
 import struct
 import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from sockspec.errors import SockspecError
@@ -69,6 +69,33 @@ INET_DIAG_NOCOOKIE = 0xFFFFFFFF
 INET_DIAG_MSG_BYTES = 72
 
 
+def _sock_diag(request: bytes, missing: str) -> bytes:
+    """One SOCK_DIAG_BY_FAMILY request for one socket; the reply's body (after the
+    netlink header). Raises SockspecError, ``missing`` and the errno, when the kernel
+    has no such socket."""
+    message = struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST,
+                          1, 0) + request
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as netlink:
+        netlink.sendto(message, (0, 0))
+        reply = netlink.recv(65536)
+    length, kind = struct.unpack_from("=IH", reply)
+    if kind == NLMSG_ERROR:
+        code = -struct.unpack_from("=i", reply, 16)[0]
+        raise SockspecError(f"{missing} ({errno.errorcode.get(code, code)})")
+    return reply[16:length]
+
+
+def _attributes(body: bytes, offset: int) -> Iterator[tuple[int, int, int]]:
+    """The netlink attributes of ``body`` from ``offset``: (type, payload offset,
+    payload size)."""
+    while offset + 4 <= len(body):
+        size, kind = struct.unpack_from("=HH", body, offset)
+        if size < 4:
+            return
+        yield kind, offset + 4, size - 4
+        offset += (size + 3) & ~3
+
+
 def peer_socket(sock: socket.socket) -> PeerSocket:
     """One sock_diag lookup of the server's end of ``sock`` by its exact 4-tuple.
 
@@ -90,32 +117,16 @@ def peer_socket_at(family: int, its: tuple[str, int], ours: tuple[str, int]) -> 
     extensions = 1 << (INET_DIAG_SKMEMINFO - 1) | 1 << (INET_DIAG_INFO - 1)
     request = struct.pack("=BBBBI", family, socket.IPPROTO_TCP,
                           extensions, 0, 0xFFFFFFFF) + sockid
-    message = struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST,
-                          1, 0) + request
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as netlink:
-        netlink.sendto(message, (0, 0))
-        reply = netlink.recv(65536)
-    length, kind = struct.unpack_from("=IH", reply)
-    if kind == NLMSG_ERROR:
-        code = -struct.unpack_from("=i", reply, 16)[0]
-        raise SockspecError(f"the kernel has no socket of the server's for this connection "
-                            f"({errno.errorcode.get(code, code)})")
-    body = reply[16:length]
+    body = _sock_diag(request, "the kernel has no socket of the server's for this connection")
     unread, unacked = struct.unpack_from("=II", body, 56)
     memory: tuple[int, ...] = ()
     written = received = None
-    offset = INET_DIAG_MSG_BYTES
-    while offset + 4 <= len(body):
-        size, kind = struct.unpack_from("=HH", body, offset)
-        if size < 4:
-            break
+    for kind, start, size in _attributes(body, INET_DIAG_MSG_BYTES):
         if kind == INET_DIAG_SKMEMINFO:
-            memory = struct.unpack_from(f"={(size - 4) // 4}I", body, offset + 4)
-        elif kind == INET_DIAG_INFO and size - 4 >= TCPI_BYTES_RECEIVED_OFFSET + 8:
-            acked, received = struct.unpack_from("=QQ", body,
-                                                 offset + 4 + TCPI_BYTES_ACKED_OFFSET)
+            memory = struct.unpack_from(f"={size // 4}I", body, start)
+        elif kind == INET_DIAG_INFO and size >= TCPI_BYTES_RECEIVED_OFFSET + 8:
+            acked, received = struct.unpack_from("=QQ", body, start + TCPI_BYTES_ACKED_OFFSET)
             written = acked + unacked
-        offset += (size + 3) & ~3
     if len(memory) <= SK_MEMINFO_WMEM_QUEUED:
         raise SockspecError("the kernel did not report the server's socket memory")
     return PeerSocket(body[1], unread, unacked, memory[SK_MEMINFO_WMEM_QUEUED],
@@ -135,25 +146,10 @@ def unix_peer_inode(sock: socket.socket) -> int:
     inode = os.fstat(sock.fileno()).st_ino
     request = struct.pack("=BBHIIIII", socket.AF_UNIX, 0, 0, 0xFFFFFFFF, inode,
                           UDIAG_SHOW_PEER, INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE)
-    message = struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST,
-                          1, 0) + request
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as netlink:
-        netlink.sendto(message, (0, 0))
-        reply = netlink.recv(65536)
-    length, kind = struct.unpack_from("=IH", reply)
-    if kind == NLMSG_ERROR:
-        code = -struct.unpack_from("=i", reply, 16)[0]
-        raise SockspecError(f"unix_diag has no socket with our inode "
-                            f"({errno.errorcode.get(code, code)})")
-    body = reply[16:length]
-    offset = UNIX_DIAG_MSG_BYTES
-    while offset + 4 <= len(body):
-        size, kind = struct.unpack_from("=HH", body, offset)
-        if size < 4:
-            break
-        if kind == UNIX_DIAG_PEER and size >= 8:
-            return struct.unpack_from("=I", body, offset + 4)[0]
-        offset += (size + 3) & ~3
+    body = _sock_diag(request, "unix_diag has no socket with our inode")
+    for kind, start, size in _attributes(body, UNIX_DIAG_MSG_BYTES):
+        if kind == UNIX_DIAG_PEER and size >= 4:
+            return struct.unpack_from("=I", body, start)[0]
     return 0  # no peer attribute: not connected, or the peer is gone
 
 
